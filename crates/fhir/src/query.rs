@@ -1,0 +1,184 @@
+//! Search queries used by conditional references, `ifNoneExist` and conditional updates
+//! (FHIR R4 http.html#ccreate, search.html). Only the parameter kinds that identify a resource are
+//! accepted here: token (`identifier=system|value`), `_id`, string and reference.
+
+use percent_encoding::percent_decode_str;
+
+use crate::search_param::{self, ParamKind};
+use crate::FhirError;
+
+/// One `name=value` condition of a query, parsed against the parameter's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clause {
+    /// `_id=…`
+    Id(String),
+    /// Token `system|code`, `|code` (no system) or `code` (any system).
+    Token {
+        param: &'static str,
+        system: Option<String>,
+        code: String,
+    },
+    /// String, matched at the start of the normalised value.
+    String { param: &'static str, prefix: String },
+    /// Reference `Type/id`.
+    Reference {
+        param: &'static str,
+        target_type: String,
+        target_id: String,
+    },
+}
+
+/// A query on one resource type: all clauses must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub resource_type: String,
+    pub clauses: Vec<Clause>,
+}
+
+/// Parse `query` (`identifier=…&…`, optionally prefixed with `Type?`) for `resource_type`.
+/// Both spellings of ifNoneExist are accepted and mean the same (hard case B13).
+pub fn parse(resource_type: &str, query: &str) -> Result<Query, FhirError> {
+    let query = query.strip_prefix('?').unwrap_or(query);
+    let query = match query.split_once('?') {
+        Some((ty, rest)) if ty == resource_type => rest,
+        Some((ty, _)) => {
+            return Err(FhirError::invalid(
+                "query",
+                format!("query is for '{ty}' but applies to '{resource_type}'"),
+            ))
+        }
+        None => query,
+    };
+    let mut clauses = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, raw) = pair.split_once('=').ok_or_else(|| {
+            FhirError::invalid("query", format!("'{pair}' is not of the form name=value"))
+        })?;
+        let value = percent_decode_str(raw).decode_utf8_lossy().into_owned();
+        if name == "_id" {
+            clauses.push(Clause::Id(value));
+            continue;
+        }
+        let def = search_param::param(resource_type, name).ok_or_else(|| {
+            FhirError::invalid(
+                "query",
+                format!("'{name}' is not a search parameter of {resource_type} that Rapport supports here"),
+            )
+        })?;
+        clauses.push(match def.kind {
+            ParamKind::Token => match value.split_once('|') {
+                Some((system, code)) => Clause::Token {
+                    param: def.code,
+                    system: Some(system.to_owned()),
+                    code: code.to_owned(),
+                },
+                None => Clause::Token {
+                    param: def.code,
+                    system: None,
+                    code: value,
+                },
+            },
+            ParamKind::String => Clause::String {
+                param: def.code,
+                prefix: crate::text::normalize(&value),
+            },
+            ParamKind::Reference => match value.split_once('/') {
+                Some((t, id)) => Clause::Reference {
+                    param: def.code,
+                    target_type: t.to_owned(),
+                    target_id: id.to_owned(),
+                },
+                None => {
+                    return Err(FhirError::invalid(
+                        "query",
+                        format!("reference parameter '{name}' needs Type/id, got '{value}'"),
+                    ))
+                }
+            },
+            _ => {
+                return Err(FhirError::invalid(
+                    "query",
+                    format!("parameter '{name}' cannot be used to identify a resource"),
+                ))
+            }
+        });
+    }
+    if clauses.is_empty() {
+        return Err(FhirError::invalid("query", "the query has no criteria"));
+    }
+    Ok(Query {
+        resource_type: resource_type.to_owned(),
+        clauses,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_if_none_exist_spellings_mean_the_same_b13() {
+        // Hard case B13: `identifier=…` and `Patient?identifier=…` are the same criteria.
+        let a = parse("Patient", "identifier=http://example.org/mrn|000123").unwrap();
+        let b = parse(
+            "Patient",
+            "Patient?identifier=http://example.org/mrn|000123",
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a.clauses,
+            vec![Clause::Token {
+                param: "identifier",
+                system: Some("http://example.org/mrn".into()),
+                code: "000123".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn percent_encoding_is_decoded() {
+        let q = parse("Patient", "identifier=http%3A%2F%2Fx.org%7C1").unwrap();
+        assert_eq!(
+            q.clauses,
+            vec![Clause::Token {
+                param: "identifier",
+                system: Some("http://x.org".into()),
+                code: "1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_parameters_are_refused_with_their_name() {
+        let err = parse("Patient", "shoe-size=42").unwrap_err();
+        assert!(err.to_string().contains("shoe-size"), "{err}");
+    }
+}
+
+/// Whether a resource with `id` and index `rows` satisfies every clause of `query`: the same
+/// semantics as the store's search, for resources not yet stored (earlier entries of the same
+/// transaction, hard case B13).
+pub fn matches(query: &Query, id: &str, rows: &crate::index::IndexRows) -> bool {
+    query.clauses.iter().all(|clause| match clause {
+        Clause::Id(want) => want == id,
+        Clause::Token {
+            param,
+            system,
+            code,
+        } => rows.tokens.iter().any(|t| {
+            t.param == *param && t.code == *code && system.as_ref().is_none_or(|s| *s == t.system)
+        }),
+        Clause::String { param, prefix } => rows
+            .strings
+            .iter()
+            .any(|s| s.param == *param && s.value.starts_with(prefix.as_str())),
+        Clause::Reference {
+            param,
+            target_type,
+            target_id,
+        } => rows.references.iter().any(|r| {
+            r.param == *param && r.target_type == *target_type && r.target_id == *target_id
+        }),
+    })
+}

@@ -1,0 +1,719 @@
+//! Applying one input to the store with FHIR transaction semantics (FHIR R4 http.html#transaction,
+//! http.html#trules), inside one store transaction.
+//!
+//! 1. Identity: which stored resource each entry is about (PUT url, `ifNoneExist`, conditional
+//!    update, identity of patients and providers by identifier, the resource's own id, the
+//!    `urn:uuid` of its fullUrl).
+//! 2. References: `urn:uuid:` and fullUrl references become `Type/id`; conditional references
+//!    (`Practitioner?identifier=…`) are resolved by search, in the bundle and in the store.
+//! 3. Writes: a new version per changed resource; content equal to a stored version is a replay
+//!    and writes nothing, which makes re-imports idempotent.
+//!
+//! A transaction is all or nothing. Other bundle types and NDJSON apply entry by entry: a bad
+//! entry is reported and the rest is written.
+
+use std::collections::HashMap;
+
+use rapport_fhir::bundle::{self, Entry, Method, Mode, Parsed};
+use rapport_fhir::hash::content_hash;
+use rapport_fhir::index::{self, IndexRows};
+use rapport_fhir::query::{self, Clause, Query};
+use rapport_fhir::reference::{self, ReferenceTarget};
+use rapport_fhir::{date, id::is_valid_id, text};
+use rapport_store::{NewSource, NewVersion, ResourceKey, Store, StoreError, WriteTx};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::{Action, EntryOutcome, ImportError, Payload, Unit, UnitReport};
+
+/// Resource types matched to stored ones by business identifier rather than by id: two inputs
+/// describing the same patient (same identifier system and value) become one patient.
+const MATCH_BY_IDENTIFIER: &[&str] = &["Patient", "Practitioner", "Organization"];
+
+/// Namespace of ids derived from content, for resources that arrive with neither id nor fullUrl.
+const CONTENT_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6f0c_5a3e_2b1d_4c7a_9e8f_1a2b_3c4d_5e6f);
+
+/// Import one input. With `defer_unresolved`, an input with a conditional reference that matches
+/// nothing yet writes nothing and comes back retryable.
+pub fn apply_unit(
+    store: &dyn Store,
+    unit: &Unit,
+    now_ms: i64,
+    defer_unresolved: bool,
+) -> UnitReport {
+    let mut report = UnitReport {
+        name: unit.name.clone(),
+        ..Default::default()
+    };
+    let (parsed, sha256) = match &unit.payload {
+        Payload::Json(bytes) => (bundle::parse_json_document(bytes), Some(sha256_hex(bytes))),
+        Payload::Ndjson(bytes) => (Ok(bundle::parse_ndjson(bytes)), Some(sha256_hex(bytes))),
+        Payload::Value(v) => (bundle::parse_document_value(v.clone()), None),
+    };
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            report.errors.push(ImportError {
+                file: unit.name.clone(),
+                entry: None,
+                message: e.0,
+                retryable: false,
+            });
+            return report;
+        }
+    };
+    let source = NewSource {
+        kind: unit.kind.to_owned(),
+        name: unit.name.clone(),
+        received_at_ms: now_ms,
+        sha256,
+    };
+    let mut parsed = Some(parsed);
+    let mut outcome = None;
+    let result = store.write(&mut |tx| {
+        let parsed = parsed.take().expect("the write closure runs once");
+        let mut run = Run {
+            tx,
+            file: &unit.name,
+            now_ms,
+            report: UnitReport {
+                name: unit.name.clone(),
+                ..Default::default()
+            },
+            planned: Vec::new(),
+            by_url: HashMap::new(),
+            by_identifier: HashMap::new(),
+            conditional_cache: HashMap::new(),
+        };
+        let commit = run.apply(parsed, &source, defer_unresolved)?;
+        outcome = Some(run.report);
+        if commit {
+            Ok(())
+        } else {
+            Err(StoreError::Aborted)
+        }
+    });
+    let inner = outcome.unwrap_or_default();
+    report.errors = inner.errors;
+    match result {
+        Ok(()) => report.outcomes = inner.outcomes,
+        Err(StoreError::Aborted) => {}
+        Err(e) => report.errors.push(ImportError {
+            file: unit.name.clone(),
+            entry: None,
+            message: format!("nothing from this input was stored: {e}"),
+            retryable: false,
+        }),
+    }
+    report
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// What an entry does, once its identity is known.
+enum Op {
+    Write { key: ResourceKey, resource: Value },
+    Delete { key: ResourceKey },
+    Matched { key: ResourceKey },
+    Skip { key: ResourceKey },
+}
+
+struct Planned {
+    index: usize,
+    op: Op,
+    /// Index rows before reference rewriting, computed when an in-bundle search needs them.
+    early_rows: Option<IndexRows>,
+    failed: bool,
+}
+
+struct Run<'t, 'f> {
+    tx: &'t mut dyn WriteTx,
+    file: &'f str,
+    now_ms: i64,
+    report: UnitReport,
+    planned: Vec<Planned>,
+    /// fullUrl, and `Type/id` as written in the input, to the stored identity.
+    by_url: HashMap<String, ResourceKey>,
+    /// (type, system, value) of resources planned in this input, for identity matching.
+    by_identifier: HashMap<(String, String, String), ResourceKey>,
+    conditional_cache: HashMap<String, Result<String, (String, bool)>>,
+}
+
+/// An error about one entry: message and whether another input might fix it.
+type EntryResult<T> = Result<T, (String, bool)>;
+
+fn fail<T>(message: impl Into<String>) -> EntryResult<T> {
+    Err((message.into(), false))
+}
+
+impl Run<'_, '_> {
+    fn error(&mut self, index: Option<usize>, (message, retryable): (String, bool)) {
+        self.report.errors.push(ImportError {
+            file: self.file.to_owned(),
+            entry: index,
+            message,
+            retryable,
+        });
+    }
+
+    /// Returns whether to commit.
+    fn apply(
+        &mut self,
+        parsed: Parsed,
+        source: &NewSource,
+        defer_unresolved: bool,
+    ) -> Result<bool, StoreError> {
+        let transaction = parsed.mode == Mode::Transaction;
+        let mut entries = Vec::new();
+        for e in parsed.entries {
+            match e {
+                Ok(e) => entries.push(e),
+                Err(e) => self.error(Some(e.index), (e.message, false)),
+            }
+        }
+        if transaction && !self.report.errors.is_empty() {
+            return Ok(false);
+        }
+
+        // 1. Identity of every entry, in order, so later entries can match earlier ones.
+        for entry in entries {
+            let index = entry.index;
+            let full_url = entry.full_url.clone();
+            let original = entry.resource.as_ref().and_then(|r| {
+                Some(format!(
+                    "{}/{}",
+                    r.get("resourceType")?.as_str()?,
+                    r.get("id")?.as_str()?
+                ))
+            });
+            match self.identify(entry)? {
+                Ok(op) => {
+                    let key = match &op {
+                        Op::Write { key, .. }
+                        | Op::Delete { key }
+                        | Op::Matched { key }
+                        | Op::Skip { key } => key.clone(),
+                    };
+                    if let Op::Write { .. } | Op::Delete { .. } = op {
+                        if let Some(other) = self.planned.iter().find(|p| {
+                            !p.failed
+                                && matches!(&p.op, Op::Write { key: k, .. } | Op::Delete { key: k } if *k == key)
+                        }) {
+                            let msg = format!(
+                                "Bundle.entry[{}] and Bundle.entry[{index}] both write {}/{}; a bundle may change a resource only once",
+                                other.index, key.resource_type, key.id
+                            );
+                            self.error(Some(index), (msg, false));
+                            if transaction {
+                                return Ok(false);
+                            }
+                            continue;
+                        }
+                    }
+                    if let Some(url) = full_url {
+                        self.by_url.insert(url, key.clone());
+                    }
+                    if let Some(orig) = original {
+                        self.by_url.entry(orig).or_insert_with(|| key.clone());
+                    }
+                    if let Op::Write { resource, .. } = &op {
+                        if MATCH_BY_IDENTIFIER.contains(&key.resource_type.as_str()) {
+                            for (system, value) in identifiers(resource) {
+                                self.by_identifier
+                                    .entry((key.resource_type.clone(), system, value))
+                                    .or_insert_with(|| key.clone());
+                            }
+                        }
+                    }
+                    self.planned.push(Planned {
+                        index,
+                        op,
+                        early_rows: None,
+                        failed: false,
+                    });
+                }
+                Err(e) => {
+                    self.error(Some(index), e);
+                    if transaction {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+
+        // 2. Rewrite references.
+        for i in 0..self.planned.len() {
+            let Op::Write { resource, .. } = &mut self.planned[i].op else {
+                continue;
+            };
+            let mut resource = std::mem::take(resource);
+            let result = self.rewrite(&mut resource)?;
+            let index = self.planned[i].index;
+            if let Op::Write { resource: slot, .. } = &mut self.planned[i].op {
+                *slot = resource;
+            }
+            if let Err(e) = result {
+                self.planned[i].failed = true;
+                self.error(Some(index), e);
+                if transaction {
+                    return Ok(false);
+                }
+            }
+        }
+        if defer_unresolved && self.report.errors.iter().any(|e| e.retryable) {
+            return Ok(false);
+        }
+
+        // 3. Write what changed.
+        let keys: Vec<ResourceKey> = self
+            .planned
+            .iter()
+            .filter(|p| !p.failed)
+            .filter_map(|p| match &p.op {
+                Op::Write { key, .. } | Op::Delete { key } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        let existing = self.tx.existing(&keys)?;
+        let mut existing = keys.into_iter().zip(existing).collect::<HashMap<_, _>>();
+        let mut source_id = None;
+        for planned in std::mem::take(&mut self.planned) {
+            if planned.failed {
+                continue;
+            }
+            let index = planned.index;
+            let (key, action, version) = match planned.op {
+                Op::Matched { key } => (key, Action::Matched, None),
+                Op::Skip { key } => (key, Action::Skipped, None),
+                Op::Delete { key } => match existing.remove(&key).flatten() {
+                    Some(e) if !e.deleted => {
+                        (key, Action::Deleted, Some((e.current_version + 1, None)))
+                    }
+                    _ => (key, Action::Skipped, None),
+                },
+                Op::Write { key, mut resource } => {
+                    set_id(&mut resource, &key.id);
+                    let hash = content_hash(&resource);
+                    match existing.remove(&key).flatten() {
+                        Some(e) if !e.deleted && e.hashes.contains(&hash) => {
+                            (key, Action::Unchanged, None)
+                        }
+                        Some(e) => (
+                            key,
+                            Action::Updated,
+                            Some((e.current_version + 1, Some((resource, hash)))),
+                        ),
+                        None => (key, Action::Created, Some((1, Some((resource, hash))))),
+                    }
+                }
+            };
+            if let Some((version, content)) = version {
+                let source_id = match source_id {
+                    Some(id) => id,
+                    None => *source_id.insert(self.tx.add_source(source)?),
+                };
+                let existed = version > 1;
+                let new_version = match content {
+                    Some((resource, hash)) => {
+                        let resource = with_meta(resource, version, self.now_ms);
+                        let rows = index::extract(&resource);
+                        let patient_key = index::patient_key(&key.resource_type, &key.id, &rows);
+                        let sort_key = sort_key_of(&resource);
+                        NewVersion {
+                            content: serde_json::to_string(&resource)
+                                .expect("JSON values serialise"),
+                            key: key.clone(),
+                            version,
+                            patient_key,
+                            last_updated_ms: self.now_ms,
+                            deleted: false,
+                            content_hash: hash,
+                            sort_key,
+                            source_id: Some(source_id),
+                            source_entry: Some(index as i64),
+                            index: rows,
+                            existed,
+                        }
+                    }
+                    None => NewVersion {
+                        content: String::new(),
+                        key: key.clone(),
+                        version,
+                        patient_key: None,
+                        last_updated_ms: self.now_ms,
+                        deleted: true,
+                        content_hash: [0; 32],
+                        sort_key: None,
+                        source_id: Some(source_id),
+                        source_entry: Some(index as i64),
+                        index: IndexRows::default(),
+                        existed,
+                    },
+                };
+                self.tx.put(new_version)?;
+            }
+            self.report
+                .outcomes
+                .push(EntryOutcome { index, key, action });
+        }
+        Ok(true)
+    }
+
+    /// Which resource an entry is about (http.html#trules: POST, PUT, DELETE, conditional forms).
+    fn identify(&mut self, entry: Entry) -> Result<EntryResult<Op>, StoreError> {
+        let method = entry.request.as_ref().map(|r| r.method);
+        let url = entry
+            .request
+            .as_ref()
+            .map(|r| r.url.trim_start_matches('/').to_owned());
+        Ok(match method {
+            Some(Method::Get) => Ok(Op::Skip {
+                key: ResourceKey::new("", ""),
+            }),
+            Some(Method::Patch) => fail("PATCH entries are not supported in imports"),
+            Some(Method::Delete) => {
+                let url = url.unwrap_or_default();
+                match url.split_once('?') {
+                    Some((ty, q)) => match self.search_one(ty, q)? {
+                        Ok(Some(id)) => Ok(Op::Delete {
+                            key: ResourceKey::new(ty, id),
+                        }),
+                        Ok(None) => Ok(Op::Skip {
+                            key: ResourceKey::new(ty, ""),
+                        }),
+                        Err(e) => Err(e),
+                    },
+                    None => match type_and_id(&url) {
+                        Some((ty, id)) => Ok(Op::Delete {
+                            key: ResourceKey::new(ty, id),
+                        }),
+                        None => fail(format!("request.url '{url}' is not Type/id")),
+                    },
+                }
+            }
+            Some(Method::Put) => {
+                let url = url.unwrap_or_default();
+                let resource = entry.resource.expect("checked by the bundle parser");
+                let ty = resource_type(&resource).to_owned();
+                match url.split_once('?') {
+                    Some((url_ty, q)) => {
+                        if url_ty != ty {
+                            return Ok(fail(format!(
+                                "request.url is for {url_ty} but the resource is a {ty}"
+                            )));
+                        }
+                        match self.search_one(&ty, q)? {
+                            Ok(Some(id)) => Ok(Op::Write {
+                                key: ResourceKey::new(ty, id),
+                                resource,
+                            }),
+                            Ok(None) => {
+                                let id = self.new_id(&resource, entry.full_url.as_deref());
+                                Ok(Op::Write {
+                                    key: ResourceKey::new(ty, id),
+                                    resource,
+                                })
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    None => match type_and_id(&url) {
+                        Some((url_ty, id)) if url_ty == ty => {
+                            match resource.get("id").and_then(Value::as_str) {
+                                Some(rid) if rid != id => fail(format!("request.url names {url_ty}/{id} but the resource's id is '{rid}'")),
+                                _ => Ok(Op::Write { key: ResourceKey::new(ty, id), resource }),
+                            }
+                        }
+                        _ => fail(format!("request.url '{url}' is not {ty}/id")),
+                    },
+                }
+            }
+            Some(Method::Post) | None => {
+                let resource = entry.resource.expect("checked by the bundle parser");
+                let ty = resource_type(&resource).to_owned();
+                if let Some(criteria) = entry
+                    .request
+                    .as_ref()
+                    .and_then(|r| r.if_none_exist.as_deref())
+                {
+                    match self.search_one(&ty, criteria)? {
+                        Ok(Some(id)) => {
+                            return Ok(Ok(Op::Matched {
+                                key: ResourceKey::new(ty, id),
+                            }))
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+                if MATCH_BY_IDENTIFIER.contains(&ty.as_str()) {
+                    match self.match_identity(&ty, &resource)? {
+                        Ok(Some(id)) => {
+                            return Ok(Ok(Op::Write {
+                                key: ResourceKey::new(ty, id),
+                                resource,
+                            }))
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+                let id = self.new_id(&resource, entry.full_url.as_deref());
+                Ok(Op::Write {
+                    key: ResourceKey::new(ty, id),
+                    resource,
+                })
+            }
+        })
+    }
+
+    /// The id of a resource that is new to this input: its own id when valid (so that references
+    /// by `Type/id` among files keep working and re-imports find it again), else the uuid of its
+    /// `urn:uuid:` fullUrl, else one derived from its content.
+    fn new_id(&self, resource: &Value, full_url: Option<&str>) -> String {
+        if let Some(id) = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|i| is_valid_id(i))
+        {
+            return id.to_owned();
+        }
+        if let Some(uuid) = full_url
+            .and_then(|u| u.strip_prefix("urn:uuid:"))
+            .filter(|u| is_valid_id(u))
+        {
+            return uuid.to_owned();
+        }
+        let hash = content_hash(resource);
+        uuid::Uuid::new_v5(&CONTENT_ID_NAMESPACE, &hash).to_string()
+    }
+
+    /// A stored or planned resource of the same type sharing an identifier (system and value).
+    fn match_identity(
+        &mut self,
+        ty: &str,
+        resource: &Value,
+    ) -> Result<EntryResult<Option<String>>, StoreError> {
+        for (system, value) in identifiers(resource) {
+            if let Some(key) =
+                self.by_identifier
+                    .get(&(ty.to_owned(), system.clone(), value.clone()))
+            {
+                return Ok(Ok(Some(key.id.clone())));
+            }
+            let q = Query {
+                resource_type: ty.to_owned(),
+                clauses: vec![Clause::Token {
+                    param: "identifier",
+                    system: Some(system.clone()),
+                    code: value.clone(),
+                }],
+            };
+            let ids = self.tx.find_ids(&q)?;
+            match ids.len() {
+                0 => continue,
+                1 => return Ok(Ok(ids.into_iter().next())),
+                _ => {
+                    return Ok(fail(format!(
+                        "identifier {system}|{value} already belongs to more than one {ty}; cannot tell which one this is"
+                    )))
+                }
+            }
+        }
+        Ok(Ok(None))
+    }
+
+    /// Search `ty?query` among this input's planned resources and the store: at most one match.
+    fn search_one(
+        &mut self,
+        ty: &str,
+        raw: &str,
+    ) -> Result<EntryResult<Option<String>>, StoreError> {
+        let query = match query::parse(ty, raw) {
+            Ok(q) => q,
+            Err(e) => return Ok(fail(format!("search '{ty}?{raw}': {e}"))),
+        };
+        let mut found: Vec<String> = Vec::new();
+        for p in self.planned.iter_mut().filter(|p| !p.failed) {
+            let (key, resource) = match &p.op {
+                Op::Write { key, resource } if key.resource_type == ty => (key, Some(resource)),
+                Op::Matched { key } if key.resource_type == ty => (key, None),
+                _ => continue,
+            };
+            let Some(resource) = resource else { continue };
+            let rows = p.early_rows.get_or_insert_with(|| index::extract(resource));
+            if query::matches(&query, &key.id, rows) && !found.contains(&key.id) {
+                found.push(key.id.clone());
+            }
+        }
+        for id in self.tx.find_ids(&query)? {
+            if !found.contains(&id) {
+                found.push(id);
+            }
+        }
+        Ok(match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            n => fail(format!(
+                "search '{ty}?{raw}' matches {n} resources; it must match one"
+            )),
+        })
+    }
+
+    /// Rewrite every reference of `resource`; see the module documentation.
+    fn rewrite(&mut self, resource: &mut Value) -> Result<EntryResult<()>, StoreError> {
+        let mut store_error = None;
+        let result = reference::rewrite_references(resource, &mut |r: &str| -> EntryResult<
+            Option<String>,
+        > {
+            match reference::parse(r) {
+                ReferenceTarget::Urn(urn) => match self.by_url.get(urn) {
+                    Some(k) => Ok(Some(format!("{}/{}", k.resource_type, k.id))),
+                    None => fail(format!(
+                        "reference '{urn}' matches no fullUrl in this bundle"
+                    )),
+                },
+                ReferenceTarget::Conditional {
+                    resource_type,
+                    query,
+                } => {
+                    if let Some(cached) = self.conditional_cache.get(r) {
+                        return cached.clone().map(Some);
+                    }
+                    let resolved = match self.search_one(resource_type, query) {
+                        Ok(Ok(Some(id))) => Ok(format!("{resource_type}/{id}")),
+                        Ok(Ok(None)) => Err((
+                            format!("conditional reference '{r}' matches no resource"),
+                            true,
+                        )),
+                        Ok(Err((m, _))) => {
+                            Err((format!("conditional reference '{r}': {m}"), false))
+                        }
+                        Err(e) => {
+                            store_error = Some(e);
+                            Err(("storage error".to_owned(), false))
+                        }
+                    };
+                    self.conditional_cache
+                        .insert(r.to_owned(), resolved.clone());
+                    resolved.map(Some)
+                }
+                ReferenceTarget::Literal {
+                    base,
+                    resource_type,
+                    id,
+                    version,
+                } => {
+                    let plain = format!("{resource_type}/{id}");
+                    let key = match base {
+                        Some(b) => self.by_url.get(&format!("{b}/{plain}")),
+                        None => self.by_url.get(&plain),
+                    };
+                    Ok(key.map(|k| match version {
+                        Some(v) => format!("{}/{}/_history/{v}", k.resource_type, k.id),
+                        None => format!("{}/{}", k.resource_type, k.id),
+                    }))
+                }
+                ReferenceTarget::Contained(_) | ReferenceTarget::Other(_) => Ok(None),
+            }
+        });
+        if let Some(e) = store_error {
+            return Err(e);
+        }
+        Ok(result)
+    }
+}
+
+fn resource_type(resource: &Value) -> &str {
+    resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn type_and_id(url: &str) -> Option<(&str, &str)> {
+    let (ty, id) = url.split_once('/')?;
+    (rapport_fhir::search_param::is_resource_type(ty) && is_valid_id(id)).then_some((ty, id))
+}
+
+/// `(system, value)` of each identifier that has both.
+fn identifiers(resource: &Value) -> Vec<(String, String)> {
+    resource
+        .get("identifier")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|i| {
+                    let system = i.get("system")?.as_str()?;
+                    let value = i.get("value")?.as_str()?;
+                    (!system.is_empty() && !value.is_empty())
+                        .then(|| (system.to_owned(), value.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set_id(resource: &mut Value, id: &str) {
+    if let Some(obj) = resource.as_object_mut() {
+        if obj.get("id").and_then(Value::as_str) != Some(id) {
+            obj.insert("id".into(), Value::String(id.to_owned()));
+        }
+    }
+}
+
+/// The resource with `meta.versionId` and `meta.lastUpdated` set (resource.html#Meta), laid out
+/// as servers conventionally write it: resourceType, id, meta, then the rest in input order.
+fn with_meta(resource: Value, version: i64, last_updated_ms: i64) -> Value {
+    let Value::Object(mut obj) = resource else {
+        return resource;
+    };
+    let mut meta = match obj.shift_remove("meta") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    meta.shift_remove("versionId");
+    meta.shift_remove("lastUpdated");
+    let mut new_meta = Map::with_capacity(meta.len() + 2);
+    new_meta.insert("versionId".into(), Value::String(version.to_string()));
+    new_meta.insert(
+        "lastUpdated".into(),
+        Value::String(date::format_instant(last_updated_ms)),
+    );
+    new_meta.extend(meta);
+    let mut out = Map::with_capacity(obj.len() + 1);
+    if let Some(rt) = obj.shift_remove("resourceType") {
+        out.insert("resourceType".into(), rt);
+    }
+    if let Some(id) = obj.shift_remove("id") {
+        out.insert("id".into(), id);
+    }
+    out.insert("meta".into(), Value::Object(new_meta));
+    out.extend(obj);
+    Value::Object(out)
+}
+
+/// The patient list's order: normalised family name, then given names.
+fn sort_key_of(resource: &Value) -> Option<String> {
+    if resource_type(resource) != "Patient" {
+        return None;
+    }
+    let names = resource.get("name")?.as_array()?;
+    let name = names
+        .iter()
+        .find(|n| n.get("use").and_then(Value::as_str) == Some("official"))
+        .or_else(|| names.first())?;
+    let family = name
+        .get("family")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let given: Vec<&str> = name
+        .get("given")
+        .and_then(Value::as_array)
+        .map(|g| g.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    Some(text::normalize(&format!("{family} {}", given.join(" "))))
+}

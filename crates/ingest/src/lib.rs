@@ -1,0 +1,196 @@
+//! Rapport's ingestion of FHIR data: Bundles (transaction, batch, collection…) and NDJSON, from
+//! files or generated in memory, into the store.
+//!
+//! Data flow: input bytes → [`rapport_fhir::bundle`] entries → [`apply`] (identity of each entry,
+//! reference rewriting, replay detection, index extraction) inside one store transaction →
+//! [`UnitReport`]. A directory import ([`import_units`]) retries inputs whose conditional
+//! references could not be resolved yet, so the order of files does not matter.
+#![forbid(unsafe_code)]
+
+mod apply;
+pub mod files;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rapport_store::{ResourceKey, Store};
+use serde_json::Value;
+
+pub use apply::apply_unit;
+
+/// What one input holds.
+pub enum Payload {
+    /// A JSON document: a Bundle or a single resource.
+    Json(Vec<u8>),
+    /// Newline-delimited JSON, one resource per line (FHIR Bulk Data).
+    Ndjson(Vec<u8>),
+    /// An already parsed Bundle (generated demo data).
+    Value(Value),
+}
+
+/// One input to import: a file, or a generated bundle.
+pub struct Unit {
+    /// Shown in errors and kept as the provenance of every resource it writes.
+    pub name: String,
+    /// `file`, `demo`…
+    pub kind: &'static str,
+    pub payload: Payload,
+}
+
+/// A problem with one input, naming the input, the entry (bundle entry index or NDJSON line,
+/// 0-based as in `Bundle.entry[i]`) and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportError {
+    pub file: String,
+    pub entry: Option<usize>,
+    pub message: String,
+    /// A conditional reference matched nothing: another input may create its target, so the
+    /// input is retried after the others.
+    pub retryable: bool,
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.entry {
+            Some(i) => write!(f, "{}: Bundle.entry[{i}]: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// What happened to one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Updated,
+    Deleted,
+    /// The content equals a version already stored: nothing written (idempotent re-import).
+    Unchanged,
+    /// `ifNoneExist` matched an existing resource: nothing written.
+    Matched,
+    /// A GET entry, or a DELETE of something absent: nothing to do.
+    Skipped,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntryOutcome {
+    pub index: usize,
+    pub key: ResourceKey,
+    pub action: Action,
+}
+
+/// The result of importing one input.
+#[derive(Debug, Clone, Default)]
+pub struct UnitReport {
+    pub name: String,
+    pub outcomes: Vec<EntryOutcome>,
+    pub errors: Vec<ImportError>,
+}
+
+impl UnitReport {
+    pub fn is_retryable(&self) -> bool {
+        !self.errors.is_empty() && self.errors.iter().any(|e| e.retryable)
+    }
+    /// Resources written (created, updated or deleted), by type.
+    pub fn written_by_type(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for o in &self.outcomes {
+            if matches!(
+                o.action,
+                Action::Created | Action::Updated | Action::Deleted
+            ) {
+                *out.entry(o.key.resource_type.clone()).or_default() += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Totals of a whole import.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub inputs: usize,
+    pub failed_inputs: usize,
+    /// Entries processed successfully (written or found unchanged), by resource type.
+    pub resources_by_type: BTreeMap<String, u64>,
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub errors: Vec<ImportError>,
+}
+
+impl Summary {
+    pub fn resources(&self) -> u64 {
+        self.resources_by_type.values().sum()
+    }
+    fn add(&mut self, report: &UnitReport) {
+        for o in &report.outcomes {
+            match o.action {
+                Action::Created => self.created += 1,
+                Action::Updated => self.updated += 1,
+                Action::Deleted => self.deleted += 1,
+                Action::Unchanged | Action::Matched => self.unchanged += 1,
+                Action::Skipped => continue,
+            }
+            *self
+                .resources_by_type
+                .entry(o.key.resource_type.clone())
+                .or_default() += 1;
+        }
+    }
+}
+
+/// Import many inputs. Inputs that fail only because a conditional reference found nothing yet
+/// are set aside, unwritten, and retried once the others are in, as long as each round makes
+/// progress; a last round then writes what can be written and reports the rest. `on_report` sees
+/// every final report (for progress bars and logs).
+pub fn import_units(
+    store: &dyn Store,
+    units: impl IntoIterator<Item = Unit>,
+    now_ms: &dyn Fn() -> i64,
+    on_report: &mut dyn FnMut(&UnitReport),
+) -> Summary {
+    let mut summary = Summary::default();
+    let mut waiting: Vec<Unit> = Vec::new();
+    for unit in units {
+        summary.inputs += 1;
+        let report = apply_unit(store, &unit, now_ms(), true);
+        if report.is_retryable() {
+            waiting.push(unit);
+        } else {
+            finish(&mut summary, &report, on_report);
+        }
+    }
+    while !waiting.is_empty() {
+        let before = waiting.len();
+        let mut still = Vec::new();
+        for unit in waiting {
+            let report = apply_unit(store, &unit, now_ms(), true);
+            if report.is_retryable() {
+                still.push(unit);
+            } else {
+                finish(&mut summary, &report, on_report);
+            }
+        }
+        if still.len() == before {
+            // No progress: nothing else will create the missing targets.
+            for unit in &still {
+                let report = apply_unit(store, unit, now_ms(), false);
+                finish(&mut summary, &report, on_report);
+            }
+            break;
+        }
+        waiting = still;
+    }
+    summary
+}
+
+fn finish(summary: &mut Summary, report: &UnitReport, on_report: &mut dyn FnMut(&UnitReport)) {
+    summary.add(report);
+    if !report.errors.is_empty() {
+        summary.failed_inputs += 1;
+        summary.errors.extend(report.errors.iter().cloned());
+    }
+    on_report(report);
+}

@@ -1,0 +1,186 @@
+//! Rapport's storage: the [`Store`] trait and its SQLite and PostgreSQL implementations.
+//!
+//! This is the only crate that contains SQL. Callers describe what to write as plain values
+//! ([`NewVersion`]) and run their decisions inside [`Store::write`], which is one database
+//! transaction: either everything the closure did is committed, or nothing is.
+//!
+//! The interface is synchronous: SQLite is an in-process library and the PostgreSQL client used
+//! here blocks. The web layer calls it from `tokio::task::spawn_blocking`.
+#![forbid(unsafe_code)]
+
+mod pg;
+mod pool;
+mod query_sql;
+mod sqlite;
+pub mod testing;
+mod url;
+
+use std::collections::BTreeMap;
+
+use rapport_fhir::index::IndexRows;
+use rapport_fhir::query::Query;
+
+pub use pg::PgStore;
+pub use sqlite::SqliteStore;
+pub use url::DatabaseUrl;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("could not prepare the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the database schema is at version {found}, newer than this build knows ({known})")]
+    SchemaTooNew { found: i64, known: i64 },
+    /// The closure given to [`Store::write`] decided to roll back; it keeps its own reason.
+    #[error("the transaction was rolled back")]
+    Aborted,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A resource's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceKey {
+    pub resource_type: String,
+    pub id: String,
+}
+
+impl ResourceKey {
+    pub fn new(resource_type: impl Into<String>, id: impl Into<String>) -> Self {
+        ResourceKey {
+            resource_type: resource_type.into(),
+            id: id.into(),
+        }
+    }
+}
+
+/// What the store already holds of one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    pub current_version: i64,
+    pub deleted: bool,
+    /// Content hashes of every version, oldest first.
+    pub hashes: Vec<[u8; 32]>,
+}
+
+/// One new version to write. The caller has decided everything: the store only writes.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub key: ResourceKey,
+    pub version: i64,
+    pub patient_key: Option<String>,
+    pub last_updated_ms: i64,
+    pub deleted: bool,
+    pub content_hash: [u8; 32],
+    /// The JSON served for this version (with `meta.versionId` and `meta.lastUpdated`); empty for
+    /// a delete.
+    pub content: String,
+    pub sort_key: Option<String>,
+    pub source_id: Option<i64>,
+    pub source_entry: Option<i64>,
+    /// Index rows of this version (empty for a delete). They replace the previous version's rows.
+    pub index: IndexRows,
+    /// Whether the resource existed before, so its old index rows must be removed.
+    pub existed: bool,
+}
+
+/// Where a batch of data came from.
+#[derive(Debug, Clone)]
+pub struct NewSource {
+    pub kind: String,
+    pub name: String,
+    pub received_at_ms: i64,
+    pub sha256: Option<String>,
+}
+
+/// A stored version as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    pub key: ResourceKey,
+    pub version: i64,
+    pub last_updated_ms: i64,
+    pub deleted: bool,
+    pub content: String,
+    pub source: Option<SourceInfo>,
+}
+
+/// The provenance of a stored version: which input, which entry, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub kind: String,
+    pub name: String,
+    pub received_at_ms: i64,
+    pub entry: Option<i64>,
+}
+
+/// The console's patient list query. All given criteria must match.
+#[derive(Debug, Clone, Default)]
+pub struct PatientSearch {
+    /// Normalised words; each must start some part of a name.
+    pub name_words: Vec<String>,
+    /// An identifier value (any system), matched exactly.
+    pub identifier: Option<String>,
+    /// A birth date range `[start, end)` in ms; patients whose birth date lies within match.
+    pub birth_date: Option<(i64, i64)>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PatientPage {
+    pub total: u64,
+    pub patients: Vec<StoredResource>,
+}
+
+/// Operations inside one write transaction. Reads here see the transaction's own writes.
+pub trait WriteTx {
+    /// What is stored of each key, in the same order (`None`: never written).
+    fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<Option<Existing>>>;
+    /// Ids of current, non-deleted resources matching `query` (conditional references,
+    /// `ifNoneExist`, identity matching).
+    fn find_ids(&mut self, query: &Query) -> Result<Vec<String>>;
+    fn add_source(&mut self, source: &NewSource) -> Result<i64>;
+    fn put(&mut self, version: NewVersion) -> Result<()>;
+}
+
+/// The resource store. Implementations: [`SqliteStore`], [`PgStore`].
+pub trait Store: Send + Sync {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+    /// Run `work` in one transaction; commit when it returns `Ok`, roll back otherwise.
+    fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
+    /// The current version, deleted or not.
+    fn read(&self, key: &ResourceKey) -> Result<Option<StoredResource>>;
+    /// Current non-deleted versions of several resources (order not kept; missing ones skipped).
+    fn read_many(&self, keys: &[ResourceKey]) -> Result<Vec<StoredResource>>;
+    /// Every version, oldest first.
+    fn history(&self, key: &ResourceKey) -> Result<Vec<StoredResource>>;
+    fn find_ids(&self, query: &Query) -> Result<Vec<String>>;
+    /// Counts of current, non-deleted resources by type.
+    fn counts_by_type(&self) -> Result<BTreeMap<String, u64>>;
+    fn search_patients(&self, search: &PatientSearch) -> Result<PatientPage>;
+    /// Every current, non-deleted resource in the patient's compartment, the Patient included.
+    fn patient_record(&self, patient_id: &str) -> Result<Vec<StoredResource>>;
+    /// Benchmark floor: write `(type, id, json)` rows into a scratch table with no index and no
+    /// key, in one transaction. Measures what the database costs at the least.
+    fn write_unindexed_rows(&self, rows: &[(String, String, String)]) -> Result<()>;
+    /// Drop the benchmark floor's scratch table.
+    fn drop_unindexed_rows(&self) -> Result<()>;
+}
+
+/// Open the store a URL names, running migrations. A malformed URL is an error, never a silent
+/// fallback to some other database.
+pub fn open(url: &DatabaseUrl) -> Result<Box<dyn Store>> {
+    match url {
+        DatabaseUrl::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+        DatabaseUrl::Postgres(url) => Ok(Box::new(PgStore::open(url)?)),
+    }
+}

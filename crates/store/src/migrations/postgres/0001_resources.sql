@@ -1,0 +1,103 @@
+-- Rapport schema 1 (PostgreSQL): the versioned FHIR resource store and its search index.
+-- Never edit a released migration: add a new file.
+--
+-- Every table that holds patient data carries `patient_key` (the Patient id the row belongs to,
+-- NULL for resources outside the Patient compartment such as Practitioner), so that the PostgreSQL
+-- twin of this schema can be distributed by patient.
+
+-- Where data came from: one row per imported file, feed message or API request.
+CREATE TABLE source (
+    source_id   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        TEXT NOT NULL,      -- 'file', 'demo', 'api', 'hl7v2'...
+    name        TEXT NOT NULL,      -- file name, feed name...
+    received_at BIGINT NOT NULL,   -- milliseconds since the epoch, UTC
+    sha256      TEXT                -- of the whole input, when there is one
+);
+
+-- The current state of every resource: one small row, the pointer to its latest version.
+CREATE TABLE resource (
+    resource_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    patient_key   TEXT,
+    version       BIGINT NOT NULL,
+    last_updated  BIGINT NOT NULL,  -- ms since the epoch
+    deleted       BOOLEAN NOT NULL, -- true when the latest version is a tombstone
+    sort_key      TEXT COLLATE "C",           -- list order (normalised "family given" for patients)
+    PRIMARY KEY (resource_type, id)
+);
+CREATE INDEX resource_by_patient ON resource (patient_key) WHERE patient_key IS NOT NULL;
+CREATE INDEX resource_by_sort_key ON resource (resource_type, sort_key) WHERE sort_key IS NOT NULL;
+
+-- Every version ever written, current or not (FHIR R4 http.html#history). A delete is a version
+-- with deleted = 1 and empty content. Versions are never updated or removed.
+CREATE TABLE resource_version (
+    resource_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    version       BIGINT NOT NULL,
+    patient_key   TEXT,
+    last_updated  BIGINT NOT NULL,
+    deleted       BOOLEAN NOT NULL,
+    content_hash  BYTEA NOT NULL,    -- SHA-256 of the content without versionId/lastUpdated
+    content       TEXT NOT NULL,    -- the resource JSON exactly as served
+    source_id     BIGINT REFERENCES source (source_id),
+    source_entry  BIGINT           -- entry index or line within the source
+);
+CREATE UNIQUE INDEX resource_version_key ON resource_version (resource_type, id, version);
+
+-- Search index (FHIR R4 search.html), rows of the current version only. Keyed by resource first,
+-- so that replacing a resource's rows is a range delete; a second index serves searches.
+CREATE TABLE idx_token (
+    resource_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    param         TEXT NOT NULL,
+    system        TEXT NOT NULL,    -- '' when the value has no system
+    code          TEXT NOT NULL,
+    patient_key   TEXT,
+    PRIMARY KEY (resource_type, id, param, system, code)
+);
+CREATE INDEX idx_token_search ON idx_token (resource_type, param, code, system);
+
+CREATE TABLE idx_string (
+    resource_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    param         TEXT NOT NULL,
+    value         TEXT COLLATE "C" NOT NULL, -- byte order, for prefix ranges; lower case, accents removed
+    patient_key   TEXT,
+    PRIMARY KEY (resource_type, id, param, value)
+);
+CREATE INDEX idx_string_search ON idx_string (resource_type, param, value);
+
+CREATE TABLE idx_date (
+    resource_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    param         TEXT NOT NULL,
+    start_ms      BIGINT NOT NULL, -- the value's precision as a half-open range [start, end)
+    end_ms        BIGINT NOT NULL,
+    patient_key   TEXT,
+    PRIMARY KEY (resource_type, id, param, start_ms, end_ms)
+);
+CREATE INDEX idx_date_search ON idx_date (resource_type, param, start_ms);
+
+CREATE TABLE idx_reference (
+    resource_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    param         TEXT NOT NULL,
+    target_type   TEXT NOT NULL,
+    target_id     TEXT NOT NULL,
+    patient_key   TEXT,
+    PRIMARY KEY (resource_type, id, param, target_type, target_id)
+);
+CREATE INDEX idx_reference_search ON idx_reference (target_id, target_type, resource_type, param);
+
+CREATE TABLE idx_quantity (
+    resource_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    param         TEXT NOT NULL,
+    value         DOUBLE PRECISION NOT NULL,
+    system        TEXT NOT NULL,
+    code          TEXT NOT NULL,
+    unit          TEXT NOT NULL,
+    patient_key   TEXT,
+    PRIMARY KEY (resource_type, id, param, system, code, value, unit)
+);
+CREATE INDEX idx_quantity_search ON idx_quantity (resource_type, param, code, value);

@@ -1,0 +1,74 @@
+//! A minimal connection pool: idle connections in a stack, new ones made on demand.
+//! Both drivers here are blocking, so a mutex-guarded stack is all that is needed.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+
+use crate::Result;
+
+type Make<T> = Box<dyn Fn() -> Result<T> + Send + Sync>;
+
+pub(crate) struct Pool<T> {
+    make: Make<T>,
+    idle: Mutex<Vec<T>>,
+    max_idle: usize,
+}
+
+impl<T> Pool<T> {
+    pub(crate) fn new(max_idle: usize, make: Make<T>) -> Self {
+        Pool {
+            make,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    pub(crate) fn get(&self) -> Result<Pooled<'_, T>> {
+        let conn = self.idle.lock().expect("pool lock").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => (self.make)()?,
+        };
+        Ok(Pooled {
+            pool: self,
+            conn: Some(conn),
+        })
+    }
+}
+
+/// A connection on loan; it goes back to the pool when dropped.
+pub(crate) struct Pooled<'a, T> {
+    pool: &'a Pool<T>,
+    conn: Option<T>,
+}
+
+impl<T> Pooled<'_, T> {
+    /// Drop the connection instead of returning it (after an error that may have broken it).
+    pub(crate) fn discard(mut self) {
+        self.conn = None;
+    }
+}
+
+impl<T> Deref for Pooled<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.conn.as_ref().expect("connection present")
+    }
+}
+
+impl<T> DerefMut for Pooled<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.conn.as_mut().expect("connection present")
+    }
+}
+
+impl<T> Drop for Pooled<'_, T> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut idle = self.pool.idle.lock().expect("pool lock");
+            if idle.len() < self.pool.max_idle {
+                idle.push(conn);
+            }
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The SQLite backend: the embedded default, one file in the data directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rapport_fhir::query::Query;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::pool::Pool;
+use crate::query_sql::{self, Arg, Sql, STORED_COLUMNS, STORED_JOINS};
+use crate::{
+    Existing, NewSource, NewVersion, PatientPage, PatientSearch, ResourceKey, Result, SourceInfo,
+    Store, StoreError, StoredResource, WriteTx,
+};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_resources.sql"))];
+
+pub struct SqliteStore {
+    path: PathBuf,
+    /// SQLite allows one writer at a time; a single connection behind a mutex makes that explicit
+    /// instead of leaving writers to collide on SQLITE_BUSY.
+    writer: Mutex<Connection>,
+    readers: Pool<Connection>,
+}
+
+/// Pragmas for every connection, each with its reason.
+fn configure(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "
+        -- Readers do not block the writer and the writer does not block readers.
+        PRAGMA journal_mode = WAL;
+        -- Sync the WAL at every commit: a commit that returned is on disk (an HL7 ACK or an
+        -- import summary may only claim what survives a power cut).
+        PRAGMA synchronous = FULL;
+        -- Enforce REFERENCES clauses (resource_version.source_id).
+        PRAGMA foreign_keys = ON;
+        -- Wait up to 5 s for a lock instead of failing at once (e.g. a checkpoint in progress).
+        PRAGMA busy_timeout = 5000;
+        -- 64 MiB page cache per connection: the index B-trees of a large import stay in memory.
+        PRAGMA cache_size = -65536;
+        -- Temporary B-trees (sorts, INTERSECT) in memory.
+        PRAGMA temp_store = MEMORY;
+        ",
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let mut writer = Connection::open(path)?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        let reader_path = path.to_owned();
+        let readers = Pool::new(
+            16,
+            Box::new(move || {
+                let conn = Connection::open_with_flags(
+                    &reader_path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")?;
+                Ok(conn)
+            }),
+        );
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    )?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES (?1)",
+            [version],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn to_sql_args(args: &[Arg]) -> Vec<rusqlite::types::Value> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Text(s) => rusqlite::types::Value::Text(s.clone()),
+            Arg::Int(i) => rusqlite::types::Value::Integer(*i),
+        })
+        .collect()
+}
+
+fn find_ids(conn: &Connection, query: &Query) -> Result<Vec<String>> {
+    let sql = query_sql::find_ids(query, '?');
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let ids = stmt
+        .query_map(params_from_iter(to_sql_args(&sql.args)), |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(ids)
+}
+
+fn stored_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
+    let kind: Option<String> = r.get(6)?;
+    Ok(StoredResource {
+        key: ResourceKey::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+        version: r.get(2)?,
+        last_updated_ms: r.get(3)?,
+        deleted: r.get(4)?,
+        content: r.get(5)?,
+        source: match kind {
+            Some(kind) => Some(SourceInfo {
+                kind,
+                name: r.get(7)?,
+                received_at_ms: r.get(8)?,
+                entry: r.get(9)?,
+            }),
+            None => None,
+        },
+    })
+}
+
+struct SqliteTx<'c> {
+    tx: rusqlite::Transaction<'c>,
+}
+
+impl WriteTx for SqliteTx<'_> {
+    fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<Option<Existing>>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT version, deleted, content_hash FROM resource_version WHERE resource_type = ?1 AND id = ?2 ORDER BY version",
+        )?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let mut rows = stmt.query(params![key.resource_type, key.id])?;
+            let mut existing: Option<Existing> = None;
+            while let Some(row) = rows.next()? {
+                let hash: Vec<u8> = row.get(2)?;
+                let e = existing.get_or_insert(Existing {
+                    current_version: 0,
+                    deleted: false,
+                    hashes: Vec::new(),
+                });
+                e.current_version = row.get(0)?;
+                e.deleted = row.get(1)?;
+                e.hashes.push(hash.try_into().unwrap_or([0; 32]));
+            }
+            out.push(existing);
+        }
+        Ok(out)
+    }
+
+    fn find_ids(&mut self, query: &Query) -> Result<Vec<String>> {
+        find_ids(&self.tx, query)
+    }
+
+    fn add_source(&mut self, source: &NewSource) -> Result<i64> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO source (kind, name, received_at, sha256) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                source.kind,
+                source.name,
+                source.received_at_ms,
+                source.sha256
+            ])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn put(&mut self, v: NewVersion) -> Result<()> {
+        let tx = &self.tx;
+        let (ty, id) = (&v.key.resource_type, &v.key.id);
+        if v.existed {
+            for table in [
+                "idx_token",
+                "idx_string",
+                "idx_date",
+                "idx_reference",
+                "idx_quantity",
+            ] {
+                tx.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE resource_type = ?1 AND id = ?2"
+                ))?
+                .execute(params![ty, id])?;
+            }
+        }
+        tx.prepare_cached(
+            "INSERT INTO resource_version (resource_type, id, version, patient_key, last_updated, deleted, content_hash, content, source_id, source_entry)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            ty,
+            id,
+            v.version,
+            v.patient_key,
+            v.last_updated_ms,
+            v.deleted,
+            &v.content_hash[..],
+            v.content,
+            v.source_id,
+            v.source_entry
+        ])?;
+        tx.prepare_cached(
+            "INSERT INTO resource (resource_type, id, patient_key, version, last_updated, deleted, sort_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (resource_type, id) DO UPDATE SET patient_key = excluded.patient_key,
+               version = excluded.version, last_updated = excluded.last_updated,
+               deleted = excluded.deleted, sort_key = excluded.sort_key",
+        )?
+        .execute(params![
+            ty,
+            id,
+            v.patient_key,
+            v.version,
+            v.last_updated_ms,
+            v.deleted,
+            v.sort_key
+        ])?;
+        let pk = &v.patient_key;
+        let rows = &v.index;
+        if !rows.tokens.is_empty() {
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_token (resource_type, id, param, system, code, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            for r in &rows.tokens {
+                s.execute(params![ty, id, r.param, r.system, r.code, pk])?;
+            }
+        }
+        if !rows.strings.is_empty() {
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_string (resource_type, id, param, value, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            for r in &rows.strings {
+                s.execute(params![ty, id, r.param, r.value, pk])?;
+            }
+        }
+        if !rows.dates.is_empty() {
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_date (resource_type, id, param, start_ms, end_ms, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            for r in &rows.dates {
+                s.execute(params![ty, id, r.param, r.range.start, r.range.end, pk])?;
+            }
+        }
+        if !rows.references.is_empty() {
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_reference (resource_type, id, param, target_type, target_id, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            for r in &rows.references {
+                s.execute(params![ty, id, r.param, r.target_type, r.target_id, pk])?;
+            }
+        }
+        if !rows.quantities.is_empty() {
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_quantity (resource_type, id, param, value, system, code, unit, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?;
+            for r in &rows.quantities {
+                s.execute(params![
+                    ty, id, r.param, r.value, r.system, r.code, r.unit, pk
+                ])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
+        let mut conn = self.writer.lock().expect("writer lock");
+        // BEGIN IMMEDIATE takes the write lock now, so reads inside the transaction see a state
+        // no other writer can change before the commit.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut wtx = SqliteTx { tx };
+        work(&mut wtx)?;
+        wtx.tx.commit()?;
+        Ok(())
+    }
+
+    fn read(&self, key: &ResourceKey) -> Result<Option<StoredResource>> {
+        let conn = self.readers.get()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {STORED_COLUMNS} {STORED_JOINS} WHERE r.resource_type = ?1 AND r.id = ?2"
+        ))?;
+        Ok(stmt
+            .query_row(params![key.resource_type, key.id], stored_from_row)
+            .optional()?)
+    }
+
+    fn read_many(&self, keys: &[ResourceKey]) -> Result<Vec<StoredResource>> {
+        let conn = self.readers.get()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {STORED_COLUMNS} {STORED_JOINS} WHERE r.resource_type = ?1 AND r.id = ?2 AND r.deleted = 0"
+        ))?;
+        let mut out = Vec::new();
+        for key in keys {
+            if let Some(r) = stmt
+                .query_row(params![key.resource_type, key.id], stored_from_row)
+                .optional()?
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn history(&self, key: &ResourceKey) -> Result<Vec<StoredResource>> {
+        let conn = self.readers.get()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT v.resource_type, v.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry
+             FROM resource_version v LEFT JOIN source s ON s.source_id = v.source_id
+             WHERE v.resource_type = ?1 AND v.id = ?2 ORDER BY v.version",
+        )?;
+        let rows = stmt
+            .query_map(params![key.resource_type, key.id], stored_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn find_ids(&self, query: &Query) -> Result<Vec<String>> {
+        let conn = self.readers.get()?;
+        find_ids(&conn, query)
+    }
+
+    fn counts_by_type(&self) -> Result<BTreeMap<String, u64>> {
+        let conn = self.readers.get()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT resource_type, COUNT(*) FROM resource WHERE deleted = 0 GROUP BY resource_type",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+        Ok(rows)
+    }
+
+    fn search_patients(&self, search: &PatientSearch) -> Result<PatientPage> {
+        let conn = self.readers.get()?;
+        let mut sql = Sql::new('?');
+        let filter = query_sql::patient_filter(search, &mut sql);
+        let total: i64 = conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM resource r WHERE {filter}"))?
+            .query_row(params_from_iter(to_sql_args(&sql.args)), |r| r.get(0))?;
+        let limit = sql.bind(Arg::Int(search.limit as i64));
+        let offset = sql.bind(Arg::Int(search.offset as i64));
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {STORED_COLUMNS} {STORED_JOINS} WHERE {filter} ORDER BY r.sort_key, r.id LIMIT {limit} OFFSET {offset}"
+        ))?;
+        let patients = stmt
+            .query_map(params_from_iter(to_sql_args(&sql.args)), stored_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(PatientPage {
+            total: total as u64,
+            patients,
+        })
+    }
+
+    fn patient_record(&self, patient_id: &str) -> Result<Vec<StoredResource>> {
+        let conn = self.readers.get()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {STORED_COLUMNS} {STORED_JOINS} WHERE r.patient_key = ?1 AND r.deleted = 0"
+        ))?;
+        let rows = stmt
+            .query_map([patient_id], stored_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn write_unindexed_rows(&self, rows: &[(String, String, String)]) -> Result<()> {
+        let mut conn = self.writer.lock().expect("writer lock");
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS bench_floor (resource_type TEXT, id TEXT, content TEXT)",
+        )?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO bench_floor (resource_type, id, content) VALUES (?1, ?2, ?3)",
+            )?;
+            for (ty, id, content) in rows {
+                stmt.execute(params![ty, id, content])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn drop_unindexed_rows(&self) -> Result<()> {
+        let conn = self.writer.lock().expect("writer lock");
+        conn.execute_batch("DROP TABLE IF EXISTS bench_floor")?;
+        Ok(())
+    }
+}

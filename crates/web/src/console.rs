@@ -1,0 +1,550 @@
+//! The care team's console: the patient list and each patient's 360 page.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Redirect};
+use axum::routing::get;
+use axum::Router;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use rapport_fhir::{date, text};
+use rapport_store::{PatientSearch, ResourceKey, StoredResource};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::view::{self, concept, format_date, str_at};
+use crate::{AppState, WebError};
+
+const PAGE_SIZE: u64 = 25;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/patients") }))
+        .route("/patients", get(patient_list))
+        .route("/patients/{id}", get(patient_page))
+}
+
+const STYLE: &str = r#"
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2933;background:#f5f7fa;line-height:1.4}
+header.top{background:#1d4e89;color:#fff;padding:.6rem 1.5rem;display:flex;gap:1.5rem;align-items:center}
+header.top a{color:#fff;text-decoration:none;font-weight:600}
+main{padding:1rem 1.5rem;max-width:1200px}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e4e7eb;vertical-align:top}
+th{background:#eef2f7;font-weight:600}
+form.search{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0 1rem}
+form.search input{padding:.4rem;border:1px solid #9aa5b1;border-radius:4px}
+button{padding:.4rem .9rem;border:0;border-radius:4px;background:#1d4e89;color:#fff;cursor:pointer}
+section.card{background:#fff;border:1px solid #e4e7eb;border-radius:6px;padding:.6rem 1rem;margin-bottom:1rem}
+section.card h2{font-size:1.05rem;margin:.2rem 0 .6rem}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:1rem}
+.muted{color:#616e7c;font-size:.85em}
+.source{color:#616e7c;font-size:.8em}
+.badge{display:inline-block;padding:0 .4rem;border-radius:3px;background:#e4e7eb;font-size:.8em}
+.badge.warn{background:#fde2e1;color:#8a1c1c}
+.pager{margin:1rem 0;display:flex;gap:1rem;align-items:center}
+.year{background:#eef2f7;font-weight:600}
+"#;
+
+pub(crate) fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Rapport" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header.top { a href="/patients" { "Rapport" } a href="/patients" { "Patients" } }
+                main { (body) }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ListParams {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    identifier: String,
+    #[serde(default)]
+    birthdate: String,
+    #[serde(default)]
+    page: Option<u64>,
+}
+
+async fn patient_list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<impl IntoResponse, WebError> {
+    let page = params.page.unwrap_or(1).max(1);
+    let birth_range = date::parse_range(params.birthdate.trim());
+    let search = PatientSearch {
+        name_words: text::normalize(&params.name)
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        identifier: Some(params.identifier.trim().to_owned()).filter(|s| !s.is_empty()),
+        birth_date: birth_range.map(|r| (r.start, r.end)),
+        offset: (page - 1) * PAGE_SIZE,
+        limit: PAGE_SIZE,
+    };
+    let bad_date = !params.birthdate.trim().is_empty() && birth_range.is_none();
+    let result = state
+        .with_store(move |s| s.search_patients(&search))
+        .await?;
+    let patients: Vec<Value> = result
+        .patients
+        .iter()
+        .filter_map(|p| serde_json::from_str(&p.content).ok())
+        .collect();
+    let first = (page - 1) * PAGE_SIZE + 1;
+    let last = (page - 1) * PAGE_SIZE + patients.len() as u64;
+    let link = |p: u64| {
+        format!(
+            "/patients?name={}&identifier={}&birthdate={}&page={p}",
+            urlencode(&params.name),
+            urlencode(&params.identifier),
+            urlencode(&params.birthdate)
+        )
+    };
+    let body = html! {
+        h1 { "Patients" }
+        form.search method="get" action="/patients" role="search" {
+            label { "Name " input type="search" name="name" value=(params.name) placeholder="e.g. Maria Medina" autofocus; }
+            label { "MRN or identifier " input type="search" name="identifier" value=(params.identifier); }
+            label { "Birth date " input type="search" name="birthdate" value=(params.birthdate) placeholder="YYYY-MM-DD"; }
+            button type="submit" { "Search" }
+        }
+        @if bad_date { p.badge.warn { "Birth date must be YYYY, YYYY-MM or YYYY-MM-DD." } }
+        @if result.total == 0 {
+            p { "No patients match." }
+        } @else {
+            p.muted { "Showing " (first) "–" (last) " of " (result.total) }
+            table {
+                thead { tr { th { "Name" } th { "Gender" } th { "Birth date" } th { "Identifiers" } } }
+                tbody {
+                    @for p in &patients {
+                        @let id = str_at(p, "id").unwrap_or_default();
+                        tr {
+                            td {
+                                a href={ "/patients/" (id) } { (view::person_name(p)) }
+                                @if p.get("deceasedDateTime").is_some() || p.get("deceasedBoolean").and_then(Value::as_bool) == Some(true) {
+                                    " " span.badge { "deceased" }
+                                }
+                            }
+                            td { (str_at(p, "gender").unwrap_or("")) }
+                            td { (str_at(p, "birthDate").map(format_date).unwrap_or_default()) }
+                            td.muted { (mrn(p).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+            nav.pager aria-label="pages" {
+                @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
+                span.muted { "Page " (page) " of " (result.total.div_ceil(PAGE_SIZE)) }
+                @if last < result.total { a href=(link(page + 1)) rel="next" { "Next →" } }
+            }
+        }
+    };
+    Ok(Html(layout("Patients", body).into_string()))
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The medical record number if there is one (identifier type v2-0203 MR), else the first
+/// identifier.
+fn mrn(p: &Value) -> Option<String> {
+    let ids = p.get("identifier")?.as_array()?;
+    let is_mr = |i: &&Value| {
+        i.get("type")
+            .and_then(|t| t.get("coding"))
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|c| str_at(c, "code") == Some("MR")))
+    };
+    let id = ids.iter().find(is_mr).or_else(|| ids.first())?;
+    str_at(id, "value").map(str::to_owned)
+}
+
+/// A resource of the patient's record with its provenance.
+struct Item {
+    resource: Value,
+    stored: StoredResource,
+}
+
+async fn patient_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, WebError> {
+    let record = {
+        let id = id.clone();
+        state.with_store(move |s| s.patient_record(&id)).await?
+    };
+    let items: Vec<Item> = record
+        .into_iter()
+        .filter_map(|stored| {
+            let resource = serde_json::from_str(&stored.content).ok()?;
+            Some(Item { resource, stored })
+        })
+        .collect();
+    let Some(patient) = items
+        .iter()
+        .find(|i| i.stored.key.resource_type == "Patient" && i.stored.key.id == id)
+    else {
+        return Err(WebError::NotFound);
+    };
+    // Names of the practitioners and organisations the record points at.
+    let mut wanted: Vec<ResourceKey> = Vec::new();
+    for item in &items {
+        collect_provider_refs(&item.resource, &mut wanted);
+    }
+    wanted.sort();
+    wanted.dedup();
+    let providers = state.with_store(move |s| s.read_many(&wanted)).await?;
+    let names: HashMap<String, String> = providers
+        .iter()
+        .filter_map(|p| {
+            let v: Value = serde_json::from_str(&p.content).ok()?;
+            Some((
+                format!("{}/{}", p.key.resource_type, p.key.id),
+                view::person_name(&v),
+            ))
+        })
+        .collect();
+    let body = render_360(patient, &items, &names);
+    let title = view::person_name(&patient.resource);
+    Ok(Html(layout(&title, body).into_string()))
+}
+
+fn collect_provider_refs(v: &Value, out: &mut Vec<ResourceKey>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(r) = o.get("reference").and_then(Value::as_str) {
+                if let Some((t, id)) = r.split_once('/') {
+                    if matches!(
+                        t,
+                        "Practitioner" | "Organization" | "PractitionerRole" | "Location"
+                    ) && !id.contains('/')
+                    {
+                        out.push(ResourceKey::new(t, id));
+                    }
+                }
+            }
+            for child in o.values() {
+                collect_provider_refs(child, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| collect_provider_refs(c, out)),
+        _ => {}
+    }
+}
+
+fn of_type<'a>(items: &'a [Item], ty: &'a str) -> impl Iterator<Item = &'a Item> + 'a {
+    items
+        .iter()
+        .filter(move |i| i.stored.key.resource_type == ty)
+}
+
+fn code_is(v: Option<&Value>, codes: &[&str]) -> bool {
+    let Some(v) = v else { return false };
+    v.get("coding").and_then(Value::as_array).is_some_and(|c| {
+        c.iter()
+            .any(|c| str_at(c, "code").is_some_and(|x| codes.contains(&x)))
+    })
+}
+
+fn has_category(r: &Value, code: &str) -> bool {
+    r.get("category")
+        .and_then(Value::as_array)
+        .is_some_and(|cats| cats.iter().any(|c| code_is(Some(c), &[code])))
+}
+
+/// "from file.json (entry 12), 3 Dec 2026 19:40 UTC"
+fn source_line(item: &Item) -> Markup {
+    html! {
+        @if let Some(s) = &item.stored.source {
+            span.source title={ (s.kind) " " (s.name) } {
+                "from " (short_name(&s.name))
+                @if let Some(e) = s.entry { " #" (e) }
+                ", " (view::format_ms(s.received_at_ms))
+            }
+        }
+    }
+}
+
+fn short_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn ref_name<'a>(names: &'a HashMap<String, String>, r: Option<&'a Value>) -> Option<&'a str> {
+    let r = r?;
+    str_at(r, "reference")
+        .and_then(|k| names.get(k).map(String::as_str))
+        .or_else(|| str_at(r, "display"))
+}
+
+fn render_360(patient: &Item, items: &[Item], names: &HashMap<String, String>) -> Markup {
+    let p = &patient.resource;
+    let problems: Vec<&Item> = of_type(items, "Condition")
+        .filter(|c| {
+            !code_is(
+                c.resource.get("clinicalStatus"),
+                &["resolved", "inactive", "remission"],
+            )
+        })
+        .collect();
+    let mut meds: Vec<&Item> = of_type(items, "MedicationRequest")
+        .chain(of_type(items, "MedicationStatement"))
+        .filter(|m| {
+            matches!(
+                str_at(&m.resource, "status"),
+                Some("active") | Some("on-hold") | None
+            )
+        })
+        .collect();
+    meds.sort_by_key(|m| std::cmp::Reverse(view::sort_ms(&m.resource)));
+    let allergies: Vec<&Item> = of_type(items, "AllergyIntolerance").collect();
+    let mut immunizations: Vec<&Item> = of_type(items, "Immunization").collect();
+    immunizations.sort_by_key(|i| std::cmp::Reverse(view::sort_ms(&i.resource)));
+    let latest = |category: &str| -> Vec<&Item> {
+        let mut by_code: HashMap<String, &Item> = HashMap::new();
+        for o in of_type(items, "Observation").filter(|o| has_category(&o.resource, category)) {
+            let code = o.resource.get("code").map(concept).unwrap_or_default();
+            let entry = by_code.entry(code).or_insert(o);
+            if view::sort_ms(&o.resource) > view::sort_ms(&entry.resource) {
+                *entry = o;
+            }
+        }
+        let mut v: Vec<&Item> = by_code.into_values().collect();
+        v.sort_by_key(|o| o.resource.get("code").map(concept).unwrap_or_default());
+        v
+    };
+    let vitals = latest("vital-signs");
+    let labs = latest("laboratory");
+    let mut timeline: Vec<&Item> = items
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.stored.key.resource_type.as_str(),
+                "Encounter"
+                    | "Procedure"
+                    | "Observation"
+                    | "DiagnosticReport"
+                    | "DocumentReference"
+                    | "Immunization"
+                    | "Condition"
+                    | "MedicationRequest"
+                    | "Appointment"
+                    | "AllergyIntolerance"
+            )
+        })
+        .collect();
+    timeline.sort_by_key(|i| std::cmp::Reverse(view::sort_ms(&i.resource)));
+    let deceased = str_at(p, "deceasedDateTime");
+    html! {
+        h1 { (view::person_name(p)) }
+        section.card aria-labelledby="demographics" {
+            h2 #demographics { "Demographics" }
+            p {
+                (str_at(p, "gender").unwrap_or("gender unknown"))
+                @if let Some(b) = str_at(p, "birthDate") { " · born " (format_date(b)) }
+                @if let Some(d) = deceased { " · " span.badge { "deceased " (format_date(d)) } }
+                @if let Some(gp) = p.get("generalPractitioner").and_then(Value::as_array).and_then(|g| g.first()) {
+                    @if let Some(n) = ref_name(names, Some(gp)) { " · GP: " (n) }
+                }
+            }
+            @if let Some(addr) = p.get("address").and_then(Value::as_array).and_then(|a| a.first()) {
+                p { (address(addr)) }
+            }
+            @if let Some(telecoms) = p.get("telecom").and_then(Value::as_array) {
+                p { @for t in telecoms { span { (str_at(t, "system").unwrap_or("")) ": " (str_at(t, "value").unwrap_or("")) } " " } }
+            }
+            table aria-label="Identifiers" {
+                thead { tr { th { "Identifier" } th { "System" } } }
+                tbody {
+                    @for i in p.get("identifier").and_then(Value::as_array).into_iter().flatten() {
+                        tr {
+                            td { (str_at(i, "value").unwrap_or("")) }
+                            td.muted {
+                                @if let Some(t) = i.get("type") { (concept(t)) " · " }
+                                (view::system_name(str_at(i, "system").unwrap_or("")))
+                            }
+                        }
+                    }
+                }
+            }
+            p { (source_line(patient)) }
+        }
+        div.grid {
+            section.card aria-labelledby="problems" {
+                h2 #problems { "Active problems (" (problems.len()) ")" }
+                @if problems.is_empty() { p.muted { "None recorded." } }
+                ul { @for c in &problems {
+                    li {
+                        span title=[c.resource.get("code").and_then(view::code_of)] { (c.resource.get("code").map(concept).unwrap_or_default()) }
+                        @if let Some(d) = str_at(&c.resource, "onsetDateTime") { span.muted { " since " (format_date(d)) } }
+                        br; (source_line(c))
+                    }
+                } }
+            }
+            section.card aria-labelledby="medications" {
+                h2 #medications { "Current medications (" (meds.len()) ")" }
+                @if meds.is_empty() { p.muted { "None recorded." } }
+                ul { @for m in &meds {
+                    li {
+                        (m.resource.get("medicationCodeableConcept").map(concept).or_else(|| ref_name(names, m.resource.get("medicationReference")).map(str::to_owned)).unwrap_or_else(|| "(medication)".into()))
+                        @if let Some(d) = str_at(&m.resource, "authoredOn") { span.muted { " · prescribed " (format_date(d)) } }
+                        @if let Some(dose) = m.resource.get("dosageInstruction").and_then(Value::as_array).and_then(|d| d.first()).and_then(|d| str_at(d, "text")) { br; span.muted { (dose) } }
+                        br; (source_line(m))
+                    }
+                } }
+            }
+            section.card aria-labelledby="allergies" {
+                h2 #allergies { "Allergies (" (allergies.len()) ")" }
+                @if allergies.is_empty() { p.muted { "None recorded." } }
+                ul { @for a in &allergies {
+                    li { (a.resource.get("code").map(concept).unwrap_or_default())
+                        @if let Some(c) = a.resource.get("criticality").and_then(Value::as_str) { " " span.badge { (c) } }
+                        br; (source_line(a)) }
+                } }
+            }
+            section.card aria-labelledby="immunizations" {
+                h2 #immunizations { "Immunizations (" (immunizations.len()) ")" }
+                @if immunizations.is_empty() { p.muted { "None recorded." } }
+                ul { @for i in &immunizations {
+                    li { (i.resource.get("vaccineCode").map(concept).unwrap_or_default())
+                        @if let Some(d) = str_at(&i.resource, "occurrenceDateTime") { span.muted { " · " (format_date(d)) } }
+                        br; (source_line(i)) }
+                } }
+            }
+        }
+        (observation_table("vitals", "Latest vital signs", &vitals))
+        (observation_table("labs", "Latest laboratory results", &labs))
+        section.card aria-labelledby="timeline" {
+            h2 #timeline { "Timeline (" (timeline.len()) ")" }
+            table {
+                thead { tr { th { "When" } th { "What" } th { "Details" } th { "Source" } } }
+                tbody {
+                    @let mut year = String::new();
+                    @for item in &timeline {
+                        @let when = view::clinical_date(&item.resource).unwrap_or("");
+                        @let y = when.get(..4).unwrap_or("undated").to_owned();
+                        @if y != year {
+                            tr.year { td colspan="4" { (y) } }
+                            @let _ = { year = y; };
+                        }
+                        tr {
+                            td { (format_date(when)) }
+                            td { (kind_label(&item.resource)) }
+                            td { (timeline_details(&item.resource, names)) }
+                            td { (source_line(item)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn observation_table(id: &str, title: &str, rows: &[&Item]) -> Markup {
+    html! {
+        section.card aria-labelledby=(id) {
+            h2 id=(id) { (title) " (" (rows.len()) ")" }
+            @if rows.is_empty() { p.muted { "None recorded." } } @else {
+                table {
+                    thead { tr { th { "Test" } th { "Value" } th { "When" } th { "Source" } } }
+                    tbody { @for o in rows {
+                        tr {
+                            td title=[o.resource.get("code").and_then(view::code_of)] { (o.resource.get("code").map(concept).unwrap_or_default()) }
+                            td {
+                                (view::observation_value(&o.resource))
+                                @if let Some(i) = o.resource.get("interpretation").and_then(Value::as_array).and_then(|i| i.first()) {
+                                    @if !code_is(Some(i), &["N"]) { " " span.badge.warn { (concept(i)) } }
+                                }
+                            }
+                            td { (view::clinical_date(&o.resource).map(format_date).unwrap_or_default()) }
+                            td { (source_line(o)) }
+                        }
+                    } }
+                }
+            }
+        }
+    }
+}
+
+fn kind_label(r: &Value) -> &'static str {
+    match str_at(r, "resourceType").unwrap_or_default() {
+        "Encounter" => "Encounter",
+        "Procedure" => "Procedure",
+        "Observation" => "Observation",
+        "DiagnosticReport" => "Report",
+        "DocumentReference" => "Document",
+        "Immunization" => "Immunization",
+        "Condition" => "Diagnosis",
+        "MedicationRequest" => "Prescription",
+        "Appointment" => "Appointment",
+        "AllergyIntolerance" => "Allergy",
+        _ => "Other",
+    }
+}
+
+fn timeline_details(r: &Value, names: &HashMap<String, String>) -> Markup {
+    let ty = str_at(r, "resourceType").unwrap_or_default();
+    html! {
+        @match ty {
+            "Encounter" => {
+                (r.get("type").and_then(Value::as_array).and_then(|t| t.first()).map(concept)
+                    .or_else(|| r.get("class").map(concept)).unwrap_or_else(|| "Encounter".into()))
+                @if let Some(n) = r.get("participant").and_then(Value::as_array).and_then(|p| p.first()).and_then(|p| ref_name(names, p.get("individual"))) {
+                    span.muted { " · " (n) }
+                }
+                @if let Some(n) = ref_name(names, r.get("serviceProvider")) { span.muted { " · " (n) } }
+            }
+            "Observation" => {
+                (r.get("code").map(concept).unwrap_or_default()) ": " strong { (view::observation_value(r)) }
+            }
+            "DocumentReference" => {
+                (r.get("type").map(concept).unwrap_or_else(|| "Document".into()))
+                @if let Some(t) = view::document_text(r) { br; span.muted { (t.chars().take(300).collect::<String>()) } }
+            }
+            "Immunization" => { (r.get("vaccineCode").map(concept).unwrap_or_default()) }
+            "MedicationRequest" => {
+                (r.get("medicationCodeableConcept").map(concept).unwrap_or_else(|| "Medication".into()))
+                span.muted { " · " (str_at(r, "status").unwrap_or("")) }
+            }
+            "Appointment" => {
+                (r.get("serviceType").and_then(Value::as_array).and_then(|t| t.first()).map(concept).or_else(|| str_at(r, "description").map(str::to_owned)).unwrap_or_else(|| "Appointment".into()))
+                " " span.badge { (str_at(r, "status").unwrap_or("")) }
+            }
+            _ => { (r.get("code").map(concept).unwrap_or_default()) }
+        }
+    }
+}
+
+fn address(a: &Value) -> String {
+    let mut parts: Vec<&str> = a
+        .get("line")
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for key in ["city", "state", "postalCode", "country"] {
+        if let Some(s) = str_at(a, key) {
+            parts.push(s);
+        }
+    }
+    parts.join(", ")
+}

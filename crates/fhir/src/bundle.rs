@@ -238,8 +238,10 @@ fn parse_request(r: &Value) -> Result<Request, String> {
     })
 }
 
-/// A resource must be an object with a known R4 resourceType and, if it has one, a valid id.
-pub fn check_resource(value: Value, index: usize) -> Result<Value, EntryError> {
+/// A resource must be an object with a known R4 resourceType and, if it has one, a valid id; its
+/// contained resources must be referenced (dom-3). Repeating primitives that carry only
+/// extensions get their null value arrays ([`crate::content::align_primitive_arrays`]).
+pub fn check_resource(mut value: Value, index: usize) -> Result<Value, EntryError> {
     let err = |message: String| EntryError { index, message };
     let Value::Object(ref obj) = value else {
         return Err(err("the resource is not a JSON object".into()));
@@ -260,6 +262,14 @@ pub fn check_resource(value: Value, index: usize) -> Result<Value, EntryError> {
             )))
         }
     }
+    let orphans = crate::content::unreferenced_contained(&value);
+    if !orphans.is_empty() {
+        return Err(err(format!(
+            "{ty}.contained: resource(s) {} are not referenced from the resource (constraint dom-3)",
+            orphans.join(", ")
+        )));
+    }
+    crate::content::align_primitive_arrays(&mut value);
     Ok(value)
 }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod content;
 pub mod date;
 pub mod hash;
 pub mod id;

@@ -1,1 +1,158 @@
-fn main() {}
+//! The `rapport` command: parses the command line, sets up logging, and runs one command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rapport::config::{ServeArgs, StoreArgs};
+use rapport::{bench, import, open_store, shutdown_signal, Application};
+
+#[derive(Parser)]
+#[command(name = "rapport", version, about = "Rapport: an open-source patient relationship manager")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the console and APIs over HTTP.
+    Serve(ServeArgs),
+    /// Import FHIR R4 data: JSON Bundles or resources, and NDJSON files, or directories of them.
+    Import {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Files or directories (searched recursively for .json, .ndjson and .jsonl).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Counts of current resources by type.
+    Stats {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print a JSON object {"Patient": 12, …}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a synthetic demo population into the store, then serve.
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Number of patients.
+        #[arg(long, default_value_t = 200)]
+        patients: usize,
+        /// Random seed: the same seed gives the same population.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Generate and import, then exit instead of serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Benchmarks whose figures go into BENCHMARKS.md.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RAPPORT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.config()?;
+            let store = open_store(&config)?;
+            serve(config.listen, store)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { store, paths } => {
+            let config = store_only(&store)?;
+            let store = open_store(&config)?;
+            let summary = import::import_paths(store.as_ref(), &paths)?;
+            Ok(if summary.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Stats { store, json } => {
+            let config = store_only(&store)?;
+            let store = open_store(&config)?;
+            let counts = store.counts_by_type()?;
+            if json {
+                println!("{}", serde_json::to_string(&counts)?);
+            } else {
+                for (ty, n) in &counts {
+                    println!("{ty:<28} {n:>10}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            serve: args,
+            patients,
+            seed,
+            no_serve,
+        } => {
+            let config = args.config()?;
+            let store = open_store(&config)?;
+            let demo = rapport_synth::DemoConfig {
+                patients,
+                seed,
+                today: chrono::Utc::now().date_naive(),
+            };
+            let units = rapport_synth::generate(&demo).map(|b| rapport_ingest::Unit {
+                name: b.name,
+                kind: "demo",
+                payload: rapport_ingest::Payload::Value(b.bundle),
+            });
+            let summary = import::import_generated(store.as_ref(), units, 0);
+            if !summary.errors.is_empty() {
+                anyhow::bail!("the demo data did not import cleanly ({} errors)", summary.errors.len());
+            }
+            if no_serve {
+                return Ok(ExitCode::SUCCESS);
+            }
+            serve(config.listen, store)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(cmd) => {
+            bench::run(cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn store_only(args: &StoreArgs) -> anyhow::Result<rapport::Config> {
+    Ok(rapport::Config {
+        listen: "127.0.0.1:0".parse().expect("a valid address"),
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url()?,
+    })
+}
+
+fn serve(
+    listen: std::net::SocketAddr,
+    store: std::sync::Arc<dyn rapport_store::Store>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let app = Application::build(listen, store).await?;
+        println!("Rapport is serving on http://{}/", app.local_addr());
+        app.run_until(shutdown_signal()).await
+    })
+}

@@ -42,13 +42,6 @@ pub(crate) struct Pooled<'a, T> {
     conn: Option<T>,
 }
 
-impl<T> Pooled<'_, T> {
-    /// Drop the connection instead of returning it (after an error that may have broken it).
-    pub(crate) fn discard(mut self) {
-        self.conn = None;
-    }
-}
-
 impl<T> Deref for Pooled<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {

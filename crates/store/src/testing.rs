@@ -5,12 +5,73 @@ use std::path::PathBuf;
 
 use crate::{open, DatabaseUrl, Result, Store};
 
-/// A store that lives as long as this value (the SQLite file is deleted on drop; PostgreSQL
-/// test databases are left for inspection and named `rapport_test_<uuid>`).
+/// A store that lives as long as this value: the SQLite file, or the PostgreSQL database
+/// (`rapport_test_<uuid>`), is removed on drop. Set `RAPPORT_TEST_KEEP_DB=1` to keep them for
+/// inspection.
 pub struct TestStore {
     pub store: Box<dyn Store>,
     pub url: DatabaseUrl,
     _dir: Option<tempfile::TempDir>,
+    server: Option<String>,
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if std::env::var_os("RAPPORT_TEST_KEEP_DB").is_some() {
+            if let Some(dir) = self._dir.take() {
+                let _ = dir.keep();
+            }
+            return;
+        }
+        if let (Some(server), DatabaseUrl::Postgres(url)) = (&self.server, &self.url) {
+            // Close our connections first, then drop the database.
+            self.store = Box::new(Closed);
+            if let Some(name) = url.rsplit('/').next().filter(|n| n.starts_with("rapport_test_")) {
+                if let Ok(mut admin) = postgres::Client::connect(server, postgres::NoTls) {
+                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                }
+            }
+        }
+    }
+}
+
+/// Stands in for a store that has been closed.
+struct Closed;
+
+impl Store for Closed {
+    fn backend(&self) -> &'static str {
+        "closed"
+    }
+    fn write(&self, _: &mut dyn FnMut(&mut dyn crate::WriteTx) -> Result<()>) -> Result<()> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn read(&self, _: &crate::ResourceKey) -> Result<Option<crate::StoredResource>> {
+        Ok(None)
+    }
+    fn read_many(&self, _: &[crate::ResourceKey]) -> Result<Vec<crate::StoredResource>> {
+        Ok(Vec::new())
+    }
+    fn history(&self, _: &crate::ResourceKey) -> Result<Vec<crate::StoredResource>> {
+        Ok(Vec::new())
+    }
+    fn find_ids(&self, _: &rapport_fhir::query::Query) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+    fn counts_by_type(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        Ok(Default::default())
+    }
+    fn search_patients(&self, _: &crate::PatientSearch) -> Result<crate::PatientPage> {
+        Ok(crate::PatientPage { total: 0, patients: Vec::new() })
+    }
+    fn patient_record(&self, _: &str) -> Result<Vec<crate::StoredResource>> {
+        Ok(Vec::new())
+    }
+    fn write_unindexed_rows(&self, _: &[(String, String, String)]) -> Result<()> {
+        Ok(())
+    }
+    fn drop_unindexed_rows(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl TestStore {
@@ -24,19 +85,31 @@ impl TestStore {
 
 /// Create a fresh, empty, migrated store for one test.
 pub fn fresh_store() -> Result<TestStore> {
-    let url = fresh_database_url()?;
-    let (url, dir) = url;
+    let (url, dir) = fresh_database_url()?;
+    let server = std::env::var("RAPPORT_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty());
     Ok(TestStore {
         store: open(&url)?,
         url,
         _dir: dir,
+        server,
     })
 }
 
-/// A URL for a database that does not exist yet (SQLite) or was just created empty (PostgreSQL).
+/// A URL for a database that does not exist yet (SQLite) or was just created empty (PostgreSQL
+/// server named by `RAPPORT_TEST_DATABASE_URL`).
 pub fn fresh_database_url() -> Result<(DatabaseUrl, Option<tempfile::TempDir>)> {
-    match std::env::var("RAPPORT_TEST_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => {
+    let server = std::env::var("RAPPORT_TEST_DATABASE_URL").ok();
+    fresh_database_url_on(server.as_deref())
+}
+
+/// Like [`fresh_database_url`], on the PostgreSQL server `postgres` if given, else SQLite.
+pub fn fresh_database_url_on(
+    postgres: Option<&str>,
+) -> Result<(DatabaseUrl, Option<tempfile::TempDir>)> {
+    match postgres {
+        Some(server) if !server.is_empty() => {
             let name = format!("rapport_test_{}", uuid::Uuid::new_v4().simple());
             let mut admin = postgres::Client::connect(&server, postgres::NoTls)?;
             admin.batch_execute(&format!("CREATE DATABASE {name}"))?;

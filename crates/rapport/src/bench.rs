@@ -1,0 +1,205 @@
+//! `rapport bench …`: the benchmarks behind BENCHMARKS.md. Each run uses a fresh database: a
+//! temporary SQLite file, or a new database on the PostgreSQL server given with `--postgres`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rapport_ingest::{files, import_units, Payload, Unit};
+use rapport_store::testing::fresh_database_url_on;
+use rapport_store::Store;
+use serde_json::Value;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Import throughput against the floor (the same resources written as plain rows with no
+    /// index). Inputs are read into memory first; parsing is timed in both.
+    Import {
+        /// PostgreSQL server to create scratch databases on (default: SQLite in a temp dir).
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Number of runs; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Use N generated demo patients instead of files.
+        #[arg(long)]
+        demo_patients: Option<usize>,
+        /// Files or directories to import.
+        paths: Vec<PathBuf>,
+    },
+    /// Server time of the Patient 360 page of the patient with the most resources.
+    Page {
+        #[arg(long)]
+        postgres: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        /// Files or directories to import first.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Import {
+            postgres,
+            runs,
+            demo_patients,
+            paths,
+        } => bench_import(postgres.as_deref(), runs, demo_patients, &paths),
+        BenchCommand::Page {
+            postgres,
+            requests,
+            paths,
+        } => bench_page(postgres.as_deref(), requests, &paths),
+    }
+}
+
+fn fresh_store(postgres: Option<&str>) -> anyhow::Result<(Box<dyn Store>, Option<tempfile::TempDir>)> {
+    let (url, dir) = fresh_database_url_on(postgres)?;
+    Ok((rapport_store::open(&url)?, dir))
+}
+
+fn load_inputs(demo_patients: Option<usize>, paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    if let Some(patients) = demo_patients {
+        let config = rapport_synth::DemoConfig {
+            patients,
+            seed: 1,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("a valid date"),
+        };
+        return Ok(rapport_synth::generate(&config)
+            .map(|b| (b.name, serde_json::to_vec(&b.bundle).expect("JSON serialises")))
+            .collect());
+    }
+    files::collect_files(paths)?
+        .into_iter()
+        .map(|p| Ok((p.display().to_string(), std::fs::read(&p).with_context(|| p.display().to_string())?)))
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bench_import(
+    postgres: Option<&str>,
+    runs: usize,
+    demo_patients: Option<usize>,
+    paths: &[PathBuf],
+) -> anyhow::Result<()> {
+    let inputs = load_inputs(demo_patients, paths)?;
+    let mut floor_secs = Vec::new();
+    let mut import_secs = Vec::new();
+    let mut resources = 0;
+    for run in 0..runs.max(1) {
+        // Floor: parse each input and write its resources as plain rows, one transaction per
+        // input (as the importer does), into a table with no index.
+        let (store, _dir) = fresh_store(postgres)?;
+        let started = Instant::now();
+        let mut floor_count = 0;
+        for (_, bytes) in &inputs {
+            let doc: Value = serde_json::from_slice(rapport_fhir::bundle::strip_bom(bytes))?;
+            let mut rows = Vec::new();
+            let resources: Vec<&Value> = match doc.get("entry").and_then(Value::as_array) {
+                Some(entries) => entries.iter().filter_map(|e| e.get("resource")).collect(),
+                None => vec![&doc],
+            };
+            for r in resources {
+                let ty = r.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+                let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
+                rows.push((ty.to_owned(), id.to_owned(), serde_json::to_string(r)?));
+            }
+            floor_count += rows.len();
+            store.write_unindexed_rows(&rows)?;
+        }
+        floor_secs.push(started.elapsed().as_secs_f64());
+        store.drop_unindexed_rows()?;
+        drop(store);
+
+        let (store, _dir) = fresh_store(postgres)?;
+        let units = inputs.iter().map(|(name, bytes)| Unit {
+            name: name.clone(),
+            kind: "file",
+            payload: Payload::Json(bytes.clone()),
+        });
+        let started = Instant::now();
+        let summary = import_units(store.as_ref(), units, &crate::now_ms, &mut |_| {});
+        import_secs.push(started.elapsed().as_secs_f64());
+        resources = summary.resources();
+        eprintln!(
+            "run {}: floor {floor_count} rows in {:.3} s; import {} resources in {:.3} s ({} errors)",
+            run + 1,
+            floor_secs.last().unwrap_or(&0.0),
+            resources,
+            import_secs.last().unwrap_or(&0.0),
+            summary.errors.len()
+        );
+    }
+    let (floor, import) = (median(floor_secs), median(import_secs));
+    println!(
+        "backend={} inputs={} resources={resources} runs={runs}\nfloor (plain rows, no index): {:.3} s = {:.0} resources/s\nimport (versioned, indexed):   {:.3} s = {:.0} resources/s\nimport / floor time: {:.2}x",
+        if postgres.is_some() { "postgres" } else { "sqlite" },
+        inputs.len(),
+        floor,
+        resources as f64 / floor,
+        import,
+        resources as f64 / import,
+        import / floor
+    );
+    Ok(())
+}
+
+fn bench_page(postgres: Option<&str>, requests: usize, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let (store, _dir) = fresh_store(postgres)?;
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(store);
+    let files = files::collect_files(paths)?;
+    let units = files.iter().map(|p| files::read_unit(p)).collect::<Result<Vec<_>, _>>()?;
+    import_units(store.as_ref(), units, &crate::now_ms, &mut |_| {});
+    // The patient with the most resources.
+    let page = store.search_patients(&rapport_store::PatientSearch {
+        limit: 100_000,
+        ..Default::default()
+    })?;
+    let (patient, size) = page
+        .patients
+        .iter()
+        .map(|p| Ok((p.key.id.clone(), store.patient_record(&p.key.id)?.len())))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .context("no patients imported")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let app = crate::Application::build("127.0.0.1:0".parse()?, store).await?;
+        let addr = app.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/patients/{patient}");
+        for _ in 0..5 {
+            client.get(&url).send().await?.error_for_status()?.bytes().await?;
+        }
+        let mut times: Vec<Duration> = Vec::with_capacity(requests);
+        let mut bytes = 0;
+        for _ in 0..requests {
+            let started = Instant::now();
+            let body = client.get(&url).send().await?.error_for_status()?.bytes().await?;
+            times.push(started.elapsed());
+            bytes = body.len();
+        }
+        times.sort();
+        let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+        println!(
+            "patient 360 page: patient {patient} with {size} resources, {bytes} bytes of HTML, {requests} requests over loopback\nmedian {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            pct(0.5).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+            times.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        );
+        let _ = tx.send(());
+        server.await??;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,57 @@
+//! Typed configuration: defaults, then `RAPPORT_*` environment variables, then flags (clap
+//! applies them in that order).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use rapport_store::DatabaseUrl;
+
+/// Where Rapport keeps its data and where it listens.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: DatabaseUrl,
+}
+
+/// Flags shared by every command that opens the store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB. Default: an SQLite file in
+    /// the data directory.
+    #[arg(long, env = "RAPPORT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory for Rapport's files (the default SQLite database lives here).
+    #[arg(long, env = "RAPPORT_DATA_DIR", default_value = "./rapport-data")]
+    pub data_dir: PathBuf,
+}
+
+/// Flags of commands that serve HTTP.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+impl StoreArgs {
+    pub fn database_url(&self) -> anyhow::Result<DatabaseUrl> {
+        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => DatabaseUrl::parse(url).context("RAPPORT_DATABASE_URL / --database-url"),
+            None => Ok(DatabaseUrl::default_in(&self.data_dir)),
+        }
+    }
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> anyhow::Result<Config> {
+        Ok(Config {
+            listen: self.listen,
+            data_dir: self.store.data_dir.clone(),
+            database_url: self.store.database_url()?,
+        })
+    }
+}

@@ -34,7 +34,11 @@ impl PgStore {
             .map_err(|e| StoreError::InvalidUrl(format!("{e}")))?;
         let mut client = config.connect(NoTls)?;
         migrate(&mut client)?;
-        let pool = Pool::new(16, Box::new(move || Ok(config.connect(NoTls)?)));
+        let pool = Pool::new(
+            16,
+            Box::new(move || Ok(config.connect(NoTls)?)),
+            Client::is_closed,
+        );
         drop(client);
         Ok(PgStore { pool })
     }

@@ -12,14 +12,17 @@ pub(crate) struct Pool<T> {
     make: Make<T>,
     idle: Mutex<Vec<T>>,
     max_idle: usize,
+    /// A connection for which this is true is not taken back (e.g. the server closed it).
+    is_broken: fn(&T) -> bool,
 }
 
 impl<T> Pool<T> {
-    pub(crate) fn new(max_idle: usize, make: Make<T>) -> Self {
+    pub(crate) fn new(max_idle: usize, make: Make<T>, is_broken: fn(&T) -> bool) -> Self {
         Pool {
             make,
             idle: Mutex::new(Vec::new()),
             max_idle,
+            is_broken,
         }
     }
 
@@ -57,7 +60,7 @@ impl<T> DerefMut for Pooled<'_, T> {
 
 impl<T> Drop for Pooled<'_, T> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(conn) = self.conn.take().filter(|c| !(self.pool.is_broken)(c)) {
             let mut idle = self.pool.idle.lock().expect("pool lock");
             if idle.len() < self.pool.max_idle {
                 idle.push(conn);

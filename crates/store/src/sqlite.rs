@@ -69,6 +69,7 @@ impl SqliteStore {
                 conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")?;
                 Ok(conn)
             }),
+            |_| false,
         );
         Ok(SqliteStore {
             path: path.to_owned(),

@@ -46,6 +46,7 @@ pub fn unreferenced_contained(resource: &Value) -> Vec<String> {
     let Some(Value::Array(contained)) = resource.get("contained") else {
         return Vec::new();
     };
+    // Most resources contain nothing: the walk below is only done when needed.
     let mut refs = Vec::new();
     crate::reference::collect_references(resource, &mut refs);
     contained
@@ -55,7 +56,7 @@ pub fn unreferenced_contained(resource: &Value) -> Vec<String> {
             let referenced = refs.iter().any(|r| r.strip_prefix('#') == Some(id));
             let mut own = Vec::new();
             crate::reference::collect_references(c, &mut own);
-            let refers_to_container = own.iter().any(|r| r == "#");
+            let refers_to_container = own.iter().any(|r| *r == "#");
             (!referenced && !refers_to_container).then(|| id.to_owned())
         })
         .collect()

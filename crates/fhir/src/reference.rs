@@ -105,11 +105,19 @@ pub fn rewrite_references<E>(
 }
 
 /// Every `reference` string in `value`, in document order.
-pub fn collect_references(value: &Value, out: &mut Vec<String>) {
-    let _ = rewrite_references::<()>(&mut value.clone(), &mut |r| {
-        out.push(r.to_owned());
-        Ok(None)
-    });
+pub fn collect_references<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                match (key.as_str(), child) {
+                    ("reference", Value::String(s)) => out.push(s),
+                    _ => collect_references(child, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_references(i, out)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use rapport_fhir::index::{self, IndexRows};
 use rapport_fhir::query::{self, Clause, Query};
 use rapport_fhir::reference::{self, ReferenceTarget};
 use rapport_fhir::{date, id::is_valid_id, text};
-use rapport_store::{NewSource, NewVersion, ResourceKey, Store, StoreError, WriteTx};
-use serde_json::{Map, Value};
+use rapport_store::{Durability, NewSource, NewVersion, ResourceKey, Store, StoreError, WriteTx};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{Action, EntryOutcome, ImportError, Payload, Unit, UnitReport};
@@ -71,7 +71,7 @@ pub fn apply_unit(
     };
     let mut parsed = Some(parsed);
     let mut outcome = None;
-    let result = store.write(&mut |tx| {
+    let result = store.write(Durability::Deferred, &mut |tx| {
         let parsed = parsed.take().expect("the write closure runs once");
         let mut run = Run {
             tx,
@@ -296,7 +296,9 @@ impl Run<'_, '_> {
                 },
                 Op::Write { key, mut resource } => {
                     set_id(&mut resource, &key.id);
-                    let hash = content_hash(&resource);
+                    let serialized = Serialized::new(&resource);
+                    let hash = serialized.hash;
+                    let resource = (resource, serialized);
                     match existing.remove(&key).flatten() {
                         Some(e) if !e.deleted && e.hashes.contains(&hash) => {
                             (key, Action::Unchanged, None)
@@ -317,14 +319,12 @@ impl Run<'_, '_> {
                 };
                 let existed = version > 1;
                 let new_version = match content {
-                    Some((resource, hash)) => {
-                        let resource = with_meta(resource, version, self.now_ms);
+                    Some(((resource, serialized), hash)) => {
                         let rows = index::extract(&resource);
                         let patient_key = index::patient_key(&key.resource_type, &key.id, &rows);
                         let sort_key = sort_key_of(&resource);
                         NewVersion {
-                            content: serde_json::to_string(&resource)
-                                .expect("JSON values serialise"),
+                            content: serialized.with_meta(version, self.now_ms),
                             key: key.clone(),
                             version,
                             patient_key,
@@ -665,35 +665,74 @@ fn set_id(resource: &mut Value, id: &str) {
     }
 }
 
-/// The resource with `meta.versionId` and `meta.lastUpdated` set (resource.html#Meta), laid out
-/// as servers conventionally write it: resourceType, id, meta, then the rest in input order.
-fn with_meta(resource: Value, version: i64, last_updated_ms: i64) -> Value {
-    let Value::Object(mut obj) = resource else {
-        return resource;
-    };
-    let mut meta = match obj.shift_remove("meta") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    meta.shift_remove("versionId");
-    meta.shift_remove("lastUpdated");
-    let mut new_meta = Map::with_capacity(meta.len() + 2);
-    new_meta.insert("versionId".into(), Value::String(version.to_string()));
-    new_meta.insert(
-        "lastUpdated".into(),
-        Value::String(date::format_instant(last_updated_ms)),
-    );
-    new_meta.extend(meta);
-    let mut out = Map::with_capacity(obj.len() + 1);
-    if let Some(rt) = obj.shift_remove("resourceType") {
-        out.insert("resourceType".into(), rt);
+/// A resource serialised once: the hash of its content (without `meta.versionId` and
+/// `meta.lastUpdated`, which the store sets) for replay detection, and the pieces to write it
+/// out with its meta, laid out as servers conventionally do: resourceType, id, meta, then the
+/// other elements in input order (resource.html#Meta).
+struct Serialized {
+    /// `{"resourceType":"X","id":"Y"`
+    head: String,
+    /// The other meta elements (profile, tag…), as `"k":v,"k":v`, or empty.
+    meta_rest: String,
+    /// The remaining elements, each as `,"k":v`.
+    body: String,
+    hash: [u8; 32],
+}
+
+impl Serialized {
+    fn new(resource: &Value) -> Self {
+        let obj = resource.as_object().expect("resources are objects");
+        let json = |v: &Value| serde_json::to_string(v).expect("JSON values serialise");
+        let mut head = String::from("{\"resourceType\":");
+        head.push_str(&json(obj.get("resourceType").unwrap_or(&Value::Null)));
+        head.push_str(",\"id\":");
+        head.push_str(&json(obj.get("id").unwrap_or(&Value::Null)));
+        let mut meta_rest = String::new();
+        if let Some(Value::Object(meta)) = obj.get("meta") {
+            for (k, v) in meta.iter().filter(|(k, _)| *k != "versionId" && *k != "lastUpdated") {
+                if !meta_rest.is_empty() {
+                    meta_rest.push(',');
+                }
+                meta_rest.push_str(&json(&Value::String(k.clone())));
+                meta_rest.push(':');
+                meta_rest.push_str(&json(v));
+            }
+        }
+        let mut body: Vec<u8> = Vec::new();
+        for (k, v) in obj.iter().filter(|(k, _)| !matches!(k.as_str(), "resourceType" | "id" | "meta")) {
+            body.push(b',');
+            serde_json::to_writer(&mut body, k).expect("JSON values serialise");
+            body.push(b':');
+            serde_json::to_writer(&mut body, v).expect("JSON values serialise");
+        }
+        let body = String::from_utf8(body).expect("serde_json writes UTF-8");
+        let mut hasher = Sha256::new();
+        hasher.update(head.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(meta_rest.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(body.as_bytes());
+        Serialized { head, meta_rest, body, hash: hasher.finalize().into() }
     }
-    if let Some(id) = obj.shift_remove("id") {
-        out.insert("id".into(), id);
+
+    /// The JSON of this version as served.
+    fn with_meta(&self, version: i64, last_updated_ms: i64) -> String {
+        let mut out = String::with_capacity(self.head.len() + self.meta_rest.len() + self.body.len() + 80);
+        out.push_str(&self.head);
+        out.push_str(",\"meta\":{\"versionId\":\"");
+        out.push_str(&version.to_string());
+        out.push_str("\",\"lastUpdated\":\"");
+        out.push_str(&date::format_instant(last_updated_ms));
+        out.push('"');
+        if !self.meta_rest.is_empty() {
+            out.push(',');
+            out.push_str(&self.meta_rest);
+        }
+        out.push('}');
+        out.push_str(&self.body);
+        out.push('}');
+        out
     }
-    out.insert("meta".into(), Value::Object(new_meta));
-    out.extend(obj);
-    Value::Object(out)
 }
 
 /// The patient list's order: normalised family name, then given names.

@@ -183,6 +183,16 @@ pub fn import_units(
         }
         waiting = still;
     }
+    // Inputs were committed without waiting for the disk; one sync makes them all durable
+    // before the summary claims them.
+    if let Err(e) = store.sync() {
+        summary.errors.push(ImportError {
+            file: String::new(),
+            entry: None,
+            message: format!("the imported data could not be synced to disk: {e}"),
+            retryable: false,
+        });
+    }
     summary
 }
 

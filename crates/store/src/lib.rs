@@ -151,12 +151,28 @@ pub trait WriteTx {
     fn put(&mut self, version: NewVersion) -> Result<()>;
 }
 
+/// When a committed write must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk when `write` returns (an HL7 ACK, an API response).
+    Immediate,
+    /// Atomic and consistent at once, on disk by the next [`Store::sync`] or `Immediate` write.
+    /// For bulk imports, which can be replayed (they are idempotent) if the machine stops.
+    Deferred,
+}
+
 /// The resource store. Implementations: [`SqliteStore`], [`PgStore`].
 pub trait Store: Send + Sync {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Run `work` in one transaction; commit when it returns `Ok`, roll back otherwise.
-    fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
+    fn write(
+        &self,
+        durability: Durability,
+        work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>,
+    ) -> Result<()>;
+    /// Make every committed write durable.
+    fn sync(&self) -> Result<()>;
     /// The current version, deleted or not.
     fn read(&self, key: &ResourceKey) -> Result<Option<StoredResource>>;
     /// Current non-deleted versions of several resources (order not kept; missing ones skipped).

@@ -14,7 +14,7 @@ use rapport_fhir::query::Query;
 use crate::pool::Pool;
 use crate::query_sql::{self, Arg, Sql, STORED_COLUMNS, STORED_JOINS};
 use crate::{
-    Existing, NewSource, NewVersion, PatientPage, PatientSearch, ResourceKey, Result, SourceInfo,
+    Durability, Existing, NewSource, NewVersion, PatientPage, PatientSearch, ResourceKey, Result, SourceInfo,
     Store, StoreError, StoredResource, WriteTx,
 };
 
@@ -366,9 +366,18 @@ impl Store for PgStore {
         "postgres"
     }
 
-    fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
+    fn write(
+        &self,
+        durability: Durability,
+        work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>,
+    ) -> Result<()> {
         let mut conn = self.pool.get()?;
-        let tx = conn.transaction()?;
+        let mut tx = conn.transaction()?;
+        if durability == Durability::Deferred {
+            // The commit returns before its WAL is flushed; the WAL writer flushes it within
+            // moments, and sync() or any synchronous commit flushes everything before it.
+            tx.batch_execute("SET LOCAL synchronous_commit = off")?;
+        }
         let mut wtx = PgTx {
             tx,
             buf: Buffers::default(),
@@ -378,6 +387,16 @@ impl Store for PgStore {
         work(&mut wtx)?;
         wtx.flush()?;
         wtx.tx.commit()?;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        let mut conn = self.pool.get()?;
+        // A synchronous commit that writes a commit record flushes the WAL up to it, including
+        // every earlier asynchronous commit.
+        let mut tx = conn.transaction()?;
+        tx.batch_execute("SELECT txid_current()")?;
+        tx.commit()?;
         Ok(())
     }
 

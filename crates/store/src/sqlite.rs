@@ -10,7 +10,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use crate::pool::Pool;
 use crate::query_sql::{self, Arg, Sql, STORED_COLUMNS, STORED_JOINS};
 use crate::{
-    Existing, NewSource, NewVersion, PatientPage, PatientSearch, ResourceKey, Result, SourceInfo,
+    Durability, Existing, NewSource, NewVersion, PatientPage, PatientSearch, ResourceKey, Result, SourceInfo,
     Store, StoreError, StoredResource, WriteTx,
 };
 
@@ -41,6 +41,9 @@ fn configure(conn: &Connection) -> Result<()> {
         PRAGMA cache_size = -65536;
         -- Temporary B-trees (sorts, INTERSECT) in memory.
         PRAGMA temp_store = MEMORY;
+        -- Checkpoint every 16 MiB of WAL rather than every 4 MiB: a bulk import rewrites the
+        -- same index pages many times, and each checkpoint copies and syncs them.
+        PRAGMA wal_autocheckpoint = 4096;
         ",
     )?;
     Ok(())
@@ -200,17 +203,12 @@ impl WriteTx for SqliteTx<'_> {
         let tx = &self.tx;
         let (ty, id) = (&v.key.resource_type, &v.key.id);
         if v.existed {
-            for table in [
-                "idx_token",
-                "idx_string",
-                "idx_date",
-                "idx_reference",
-                "idx_quantity",
-            ] {
-                tx.prepare_cached(&format!(
-                    "DELETE FROM {table} WHERE resource_type = ?1 AND id = ?2"
-                ))?
-                .execute(params![ty, id])?;
+            let old: i64 = tx
+                .prepare_cached("SELECT vrow FROM resource WHERE resource_type = ?1 AND id = ?2")?
+                .query_row(params![ty, id], |r| r.get(0))?;
+            for table in INDEX_TABLES {
+                tx.prepare_cached(&format!("DELETE FROM {table} WHERE vrow = ?1"))?
+                    .execute([old])?;
             }
         }
         tx.prepare_cached(
@@ -229,12 +227,13 @@ impl WriteTx for SqliteTx<'_> {
             v.source_id,
             v.source_entry
         ])?;
+        let vrow = tx.last_insert_rowid();
         tx.prepare_cached(
-            "INSERT INTO resource (resource_type, id, patient_key, version, last_updated, deleted, sort_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO resource (resource_type, id, patient_key, version, last_updated, deleted, sort_key, vrow)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (resource_type, id) DO UPDATE SET patient_key = excluded.patient_key,
                version = excluded.version, last_updated = excluded.last_updated,
-               deleted = excluded.deleted, sort_key = excluded.sort_key",
+               deleted = excluded.deleted, sort_key = excluded.sort_key, vrow = excluded.vrow",
         )?
         .execute(params![
             ty,
@@ -243,59 +242,77 @@ impl WriteTx for SqliteTx<'_> {
             v.version,
             v.last_updated_ms,
             v.deleted,
-            v.sort_key
+            v.sort_key,
+            vrow
         ])?;
         let pk = &v.patient_key;
         let rows = &v.index;
         if !rows.tokens.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_token (resource_type, id, param, system, code, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_token (vrow, resource_type, id, param, system, code, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
             for r in &rows.tokens {
-                s.execute(params![ty, id, r.param, r.system, r.code, pk])?;
+                s.execute(params![vrow, ty, id, r.param, r.system, r.code, pk])?;
             }
         }
         if !rows.strings.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_string (resource_type, id, param, value, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_string (vrow, resource_type, id, param, value, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
             for r in &rows.strings {
-                s.execute(params![ty, id, r.param, r.value, pk])?;
+                s.execute(params![vrow, ty, id, r.param, r.value, pk])?;
             }
         }
         if !rows.dates.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_date (resource_type, id, param, start_ms, end_ms, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_date (vrow, resource_type, id, param, start_ms, end_ms, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
             for r in &rows.dates {
-                s.execute(params![ty, id, r.param, r.range.start, r.range.end, pk])?;
+                s.execute(params![vrow, ty, id, r.param, r.range.start, r.range.end, pk])?;
             }
         }
         if !rows.references.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_reference (resource_type, id, param, target_type, target_id, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_reference (vrow, resource_type, id, param, target_type, target_id, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
             for r in &rows.references {
-                s.execute(params![ty, id, r.param, r.target_type, r.target_id, pk])?;
+                s.execute(params![vrow, ty, id, r.param, r.target_type, r.target_id, pk])?;
             }
         }
         if !rows.quantities.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_quantity (resource_type, id, param, value, system, code, unit, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?;
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_quantity (vrow, resource_type, id, param, value, system, code, unit, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
             for r in &rows.quantities {
-                s.execute(params![
-                    ty, id, r.param, r.value, r.system, r.code, r.unit, pk
-                ])?;
+                s.execute(params![vrow, ty, id, r.param, r.value, r.system, r.code, r.unit, pk])?;
             }
         }
         Ok(())
     }
 }
 
+const INDEX_TABLES: [&str; 5] = ["idx_token", "idx_string", "idx_date", "idx_reference", "idx_quantity"];
+
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
 
-    fn write(&self, work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
+    fn write(
+        &self,
+        durability: Durability,
+        work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>,
+    ) -> Result<()> {
         let mut conn = self.writer.lock().expect("writer lock");
+        // FULL syncs the WAL at commit; NORMAL leaves it to the next checkpoint or FULL commit.
+        // Either way a transaction is atomic and the database consistent.
+        conn.execute_batch(match durability {
+            Durability::Immediate => "PRAGMA synchronous = FULL",
+            Durability::Deferred => "PRAGMA synchronous = NORMAL",
+        })?;
         // BEGIN IMMEDIATE takes the write lock now, so reads inside the transaction see a state
         // no other writer can change before the commit.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut wtx = SqliteTx { tx };
         work(&mut wtx)?;
         wtx.tx.commit()?;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        let conn = self.writer.lock().expect("writer lock");
+        // A checkpoint syncs the WAL before it copies pages back into the database file.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_checkpoint(PASSIVE);")?;
         Ok(())
     }
 

@@ -42,8 +42,15 @@ impl Store for Closed {
     fn backend(&self) -> &'static str {
         "closed"
     }
-    fn write(&self, _: &mut dyn FnMut(&mut dyn crate::WriteTx) -> Result<()>) -> Result<()> {
+    fn write(
+        &self,
+        _: crate::Durability,
+        _: &mut dyn FnMut(&mut dyn crate::WriteTx) -> Result<()>,
+    ) -> Result<()> {
         Err(crate::StoreError::Aborted)
+    }
+    fn sync(&self) -> Result<()> {
+        Ok(())
     }
     fn read(&self, _: &crate::ResourceKey) -> Result<Option<crate::StoredResource>> {
         Ok(None)

@@ -23,6 +23,7 @@ CREATE TABLE resource (
     last_updated  INTEGER NOT NULL, -- ms since the epoch
     deleted       INTEGER NOT NULL, -- 1 when the latest version is a tombstone
     sort_key      TEXT,             -- list order (normalised "family given" for patients)
+    vrow          INTEGER NOT NULL, -- resource_version.vrow of the current version
     PRIMARY KEY (resource_type, id)
 ) WITHOUT ROWID;
 CREATE INDEX resource_by_patient ON resource (patient_key) WHERE patient_key IS NOT NULL;
@@ -31,6 +32,7 @@ CREATE INDEX resource_by_sort_key ON resource (resource_type, sort_key) WHERE so
 -- Every version ever written, current or not (FHIR R4 http.html#history). A delete is a version
 -- with deleted = 1 and empty content. Versions are never updated or removed.
 CREATE TABLE resource_version (
+    vrow          INTEGER PRIMARY KEY, -- the rowid: versions are appended in write order
     resource_type TEXT NOT NULL,
     id            TEXT NOT NULL,
     version       INTEGER NOT NULL,
@@ -44,52 +46,59 @@ CREATE TABLE resource_version (
 );
 CREATE UNIQUE INDEX resource_version_key ON resource_version (resource_type, id, version);
 
--- Search index (FHIR R4 search.html), rows of the current version only. Keyed by resource first,
--- so that replacing a resource's rows is a range delete; a second index serves searches.
+-- Search index (FHIR R4 search.html), rows of the current version only. Keyed first by the
+-- version row that wrote them (`vrow`), which only grows: inserts append at the right edge of
+-- the B-tree instead of landing at random places, and replacing a resource's rows is a range
+-- delete. A second index, covering `id`, serves searches.
 CREATE TABLE idx_token (
+    vrow          INTEGER NOT NULL,
     resource_type TEXT NOT NULL,
     id            TEXT NOT NULL,
     param         TEXT NOT NULL,
     system        TEXT NOT NULL,    -- '' when the value has no system
     code          TEXT NOT NULL,
     patient_key   TEXT,
-    PRIMARY KEY (resource_type, id, param, system, code)
+    PRIMARY KEY (vrow, param, system, code)
 ) WITHOUT ROWID;
-CREATE INDEX idx_token_search ON idx_token (resource_type, param, code, system);
+CREATE INDEX idx_token_search ON idx_token (resource_type, param, code, system, id);
 
 CREATE TABLE idx_string (
+    vrow          INTEGER NOT NULL,
     resource_type TEXT NOT NULL,
     id            TEXT NOT NULL,
     param         TEXT NOT NULL,
     value         TEXT NOT NULL,    -- lower case, accents removed
     patient_key   TEXT,
-    PRIMARY KEY (resource_type, id, param, value)
+    PRIMARY KEY (vrow, param, value)
 ) WITHOUT ROWID;
-CREATE INDEX idx_string_search ON idx_string (resource_type, param, value);
+CREATE INDEX idx_string_search ON idx_string (resource_type, param, value, id);
 
 CREATE TABLE idx_date (
+    vrow          INTEGER NOT NULL,
     resource_type TEXT NOT NULL,
     id            TEXT NOT NULL,
     param         TEXT NOT NULL,
     start_ms      INTEGER NOT NULL, -- the value's precision as a half-open range [start, end)
     end_ms        INTEGER NOT NULL,
     patient_key   TEXT,
-    PRIMARY KEY (resource_type, id, param, start_ms, end_ms)
+    PRIMARY KEY (vrow, param, start_ms, end_ms)
 ) WITHOUT ROWID;
-CREATE INDEX idx_date_search ON idx_date (resource_type, param, start_ms);
+CREATE INDEX idx_date_search ON idx_date (resource_type, param, start_ms, end_ms, id);
 
 CREATE TABLE idx_reference (
+    vrow          INTEGER NOT NULL,
     resource_type TEXT NOT NULL,
     id            TEXT NOT NULL,
     param         TEXT NOT NULL,
     target_type   TEXT NOT NULL,
     target_id     TEXT NOT NULL,
     patient_key   TEXT,
-    PRIMARY KEY (resource_type, id, param, target_type, target_id)
+    PRIMARY KEY (vrow, param, target_type, target_id)
 ) WITHOUT ROWID;
-CREATE INDEX idx_reference_search ON idx_reference (target_id, target_type, resource_type, param);
+CREATE INDEX idx_reference_search ON idx_reference (target_id, target_type, resource_type, param, id);
 
 CREATE TABLE idx_quantity (
+    vrow          INTEGER NOT NULL,
     resource_type TEXT NOT NULL,
     id            TEXT NOT NULL,
     param         TEXT NOT NULL,
@@ -98,6 +107,6 @@ CREATE TABLE idx_quantity (
     code          TEXT NOT NULL,
     unit          TEXT NOT NULL,
     patient_key   TEXT,
-    PRIMARY KEY (resource_type, id, param, system, code, value, unit)
+    PRIMARY KEY (vrow, param, system, code, value, unit)
 ) WITHOUT ROWID;
-CREATE INDEX idx_quantity_search ON idx_quantity (resource_type, param, code, value);
+CREATE INDEX idx_quantity_search ON idx_quantity (resource_type, param, code, value, id);

@@ -42,15 +42,38 @@ pub fn apply_unit(
     now_ms: i64,
     defer_unresolved: bool,
 ) -> UnitReport {
-    let mut report = UnitReport {
-        name: unit.name.clone(),
-        ..Default::default()
-    };
+    apply_prepared(store, unit, prepare(unit), now_ms, defer_unresolved)
+}
+
+/// An input parsed and checked as far as possible without the store. Preparing needs no store,
+/// so [`crate::import_units`] prepares the next input on another thread while one is written.
+pub struct Prepared {
+    parsed: Result<Parsed, bundle::DocumentError>,
+    sha256: Option<String>,
+}
+
+pub fn prepare(unit: &Unit) -> Prepared {
     let (parsed, sha256) = match &unit.payload {
         Payload::Json(bytes) => (bundle::parse_json_document(bytes), Some(sha256_hex(bytes))),
         Payload::Ndjson(bytes) => (Ok(bundle::parse_ndjson(bytes)), Some(sha256_hex(bytes))),
         Payload::Value(v) => (bundle::parse_document_value(v.clone()), None),
     };
+    Prepared { parsed, sha256 }
+}
+
+/// [`apply_unit`] for an input already prepared.
+pub fn apply_prepared(
+    store: &dyn Store,
+    unit: &Unit,
+    prepared: Prepared,
+    now_ms: i64,
+    defer_unresolved: bool,
+) -> UnitReport {
+    let mut report = UnitReport {
+        name: unit.name.clone(),
+        ..Default::default()
+    };
+    let Prepared { parsed, sha256 } = prepared;
     let parsed = match parsed {
         Ok(p) => p,
         Err(e) => {

@@ -16,7 +16,7 @@ use std::fmt;
 use rapport_store::{ResourceKey, Store};
 use serde_json::Value;
 
-pub use apply::apply_unit;
+pub use apply::{apply_prepared, apply_unit, prepare, Prepared};
 
 /// What one input holds.
 pub enum Payload {
@@ -145,23 +145,41 @@ impl Summary {
 /// are set aside, unwritten, and retried once the others are in, as long as each round makes
 /// progress; a last round then writes what can be written and reports the rest. `on_report` sees
 /// every final report (for progress bars and logs).
-pub fn import_units(
+pub fn import_units<I>(
     store: &dyn Store,
-    units: impl IntoIterator<Item = Unit>,
+    units: I,
     now_ms: &dyn Fn() -> i64,
     on_report: &mut dyn FnMut(&UnitReport),
-) -> Summary {
+) -> Summary
+where
+    I: IntoIterator<Item = Unit>,
+    I::IntoIter: Send,
+{
     let mut summary = Summary::default();
     let mut waiting: Vec<Unit> = Vec::new();
-    for unit in units {
-        summary.inputs += 1;
-        let report = apply_unit(store, &unit, now_ms(), true);
-        if report.is_retryable() {
-            waiting.push(unit);
-        } else {
-            finish(&mut summary, &report, on_report);
+    std::thread::scope(|scope| {
+        // Reading and parsing the next inputs overlaps with writing this one: the store writes
+        // on one core while the other parses.
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<(Unit, Prepared)>(4);
+        let units = units.into_iter();
+        scope.spawn(move || {
+            for unit in units {
+                let prepared = prepare(&unit);
+                if sender.send((unit, prepared)).is_err() {
+                    break;
+                }
+            }
+        });
+        for (unit, prepared) in receiver {
+            summary.inputs += 1;
+            let report = apply_prepared(store, &unit, prepared, now_ms(), true);
+            if report.is_retryable() {
+                waiting.push(unit);
+            } else {
+                finish(&mut summary, &report, on_report);
+            }
         }
-    }
+    });
     while !waiting.is_empty() {
         let before = waiting.len();
         let mut still = Vec::new();

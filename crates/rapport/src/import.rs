@@ -47,7 +47,7 @@ pub fn import_paths(store: &dyn Store, paths: &[PathBuf]) -> anyhow::Result<Summ
 /// Import generated units (the demo population).
 pub fn import_generated(
     store: &dyn Store,
-    units: impl Iterator<Item = Unit>,
+    units: impl Iterator<Item = Unit> + Send,
     expected: u64,
 ) -> Summary {
     let bar = progress_bar(expected, "bundles");

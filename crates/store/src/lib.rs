@@ -39,6 +39,10 @@ pub enum StoreError {
     },
     #[error("the database schema is at version {found}, newer than this build knows ({known})")]
     SchemaTooNew { found: i64, known: i64 },
+    /// An index row names a search parameter this build does not know (a bug: rows are made
+    /// from the same generated table the store registers).
+    #[error("unknown search parameter {0}")]
+    UnknownParameter(String),
     /// The closure given to [`Store::write`] decided to roll back; it keeps its own reason.
     #[error("the transaction was rolled back")]
     Aborted,

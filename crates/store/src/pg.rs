@@ -74,6 +74,20 @@ fn migrate(client: &mut Client) -> Result<()> {
     Ok(())
 }
 
+/// PostgreSQL index tables carry the resource type, parameter code and id in every row.
+struct PgLayout;
+
+impl query_sql::IndexLayout for PgLayout {
+    fn sign(&self) -> char {
+        '$'
+    }
+    fn select_ids(&self, sql: &mut Sql, table: &str, resource_type: &str, code: &str, condition: &str) -> String {
+        let t = sql.text_arg(resource_type);
+        let p = sql.text_arg(code);
+        format!("SELECT id FROM {table} WHERE resource_type = {t} AND param = {p} AND {condition}")
+    }
+}
+
 fn bind_args(args: &[Arg]) -> Vec<Box<dyn ToSql + Sync>> {
     args.iter()
         .map(|a| -> Box<dyn ToSql + Sync> {
@@ -262,7 +276,7 @@ impl WriteTx for PgTx<'_> {
 
     fn find_ids(&mut self, query: &Query) -> Result<Vec<String>> {
         self.flush()?;
-        let sql = query_sql::find_ids(query, '$');
+        let sql = query_sql::find_ids(query, &PgLayout);
         Ok(query_rows(&mut self.tx, &sql)?
             .iter()
             .map(|r| r.get(0))
@@ -435,7 +449,7 @@ impl Store for PgStore {
 
     fn find_ids(&self, query: &Query) -> Result<Vec<String>> {
         let mut conn = self.pool.get()?;
-        let sql = query_sql::find_ids(query, '$');
+        let sql = query_sql::find_ids(query, &PgLayout);
         Ok(query_rows(&mut *conn, &sql)?
             .iter()
             .map(|r| r.get(0))
@@ -457,7 +471,7 @@ impl Store for PgStore {
     fn search_patients(&self, search: &PatientSearch) -> Result<PatientPage> {
         let mut conn = self.pool.get()?;
         let mut sql = Sql::new('$');
-        let filter = query_sql::patient_filter(search, &mut sql);
+        let filter = query_sql::patient_filter(search, &mut sql, &PgLayout);
         let mut count_sql = sql.clone();
         count_sql.text = format!("SELECT COUNT(*) FROM resource r WHERE {filter}");
         let total: i64 = query_rows(&mut *conn, &count_sql)?[0].get(0);

@@ -32,7 +32,7 @@ impl Sql {
         self.args.push(arg);
         format!("{}{}", self.sign, self.args.len())
     }
-    fn text_arg(&mut self, s: &str) -> String {
+    pub(crate) fn text_arg(&mut self, s: &str) -> String {
         self.bind(Arg::Text(s.to_owned()))
     }
 }
@@ -43,49 +43,64 @@ pub(crate) fn prefix_end(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 
+/// How a backend lays out its index tables: the one thing the shared search SQL needs to know.
+pub(crate) trait IndexLayout {
+    /// The placeholder sign: `?` (SQLite) or `$` (PostgreSQL).
+    fn sign(&self) -> char;
+    /// `SELECT <resource id>` from index `table` for rows of parameter `code` of
+    /// `resource_type` that satisfy `condition` (on the table's value columns).
+    fn select_ids(
+        &self,
+        sql: &mut Sql,
+        table: &str,
+        resource_type: &str,
+        code: &str,
+        condition: &str,
+    ) -> String;
+}
+
 /// `SELECT id` of current resources matching every clause of `query`.
-pub(crate) fn find_ids(query: &Query, sign: char) -> Sql {
-    let mut sql = Sql::new(sign);
+pub(crate) fn find_ids(query: &Query, layout: &dyn IndexLayout) -> Sql {
+    let mut sql = Sql::new(layout.sign());
+    let ty = query.resource_type.as_str();
     let mut parts = Vec::new();
     for clause in &query.clauses {
-        let ty = sql.text_arg(&query.resource_type);
         let part = match clause {
             Clause::Id(id) => {
+                let t = sql.text_arg(ty);
                 let id = sql.text_arg(id);
-                format!("SELECT id FROM resource WHERE resource_type = {ty} AND id = {id} AND deleted = {}", false_literal(sign))
+                format!(
+                    "SELECT id FROM resource WHERE resource_type = {t} AND id = {id} AND deleted = {}",
+                    false_literal(layout.sign())
+                )
             }
             Clause::Token {
                 param,
                 system,
                 code,
             } => {
-                let p = sql.text_arg(param);
                 let c = sql.text_arg(code);
-                match system {
-                    Some(s) => {
-                        let s = sql.text_arg(s);
-                        format!("SELECT id FROM idx_token WHERE resource_type = {ty} AND param = {p} AND code = {c} AND system = {s}")
-                    }
-                    None => format!(
-                        "SELECT id FROM idx_token WHERE resource_type = {ty} AND param = {p} AND code = {c}"
-                    ),
-                }
+                let condition = match system {
+                    Some(s) => format!("code = {c} AND system = {}", sql.text_arg(s)),
+                    None => format!("code = {c}"),
+                };
+                layout.select_ids(&mut sql, "idx_token", ty, param, &condition)
             }
             Clause::String { param, prefix } => {
-                let p = sql.text_arg(param);
                 let lo = sql.text_arg(prefix);
                 let hi = sql.text_arg(&prefix_end(prefix));
-                format!("SELECT id FROM idx_string WHERE resource_type = {ty} AND param = {p} AND value >= {lo} AND value < {hi}")
+                let condition = format!("value >= {lo} AND value < {hi}");
+                layout.select_ids(&mut sql, "idx_string", ty, param, &condition)
             }
             Clause::Reference {
                 param,
                 target_type,
                 target_id,
             } => {
-                let p = sql.text_arg(param);
                 let tt = sql.text_arg(target_type);
                 let ti = sql.text_arg(target_id);
-                format!("SELECT id FROM idx_reference WHERE resource_type = {ty} AND param = {p} AND target_type = {tt} AND target_id = {ti}")
+                let condition = format!("target_type = {tt} AND target_id = {ti}");
+                layout.select_ids(&mut sql, "idx_reference", ty, param, &condition)
             }
         };
         parts.push(part);
@@ -108,7 +123,7 @@ pub(crate) const STORED_JOINS: &str = "FROM resource r \
      LEFT JOIN source s ON s.source_id = v.source_id";
 
 /// The WHERE clause of the patient list; returns it with its arguments bound in `sql`.
-pub(crate) fn patient_filter(search: &PatientSearch, sql: &mut Sql) -> String {
+pub(crate) fn patient_filter(search: &PatientSearch, sql: &mut Sql, layout: &dyn IndexLayout) -> String {
     let mut filter = format!(
         "r.resource_type = 'Patient' AND r.deleted = {}",
         false_literal(sql.sign)
@@ -116,22 +131,19 @@ pub(crate) fn patient_filter(search: &PatientSearch, sql: &mut Sql) -> String {
     for word in &search.name_words {
         let lo = sql.text_arg(word);
         let hi = sql.text_arg(&prefix_end(word));
-        filter.push_str(&format!(
-            " AND r.id IN (SELECT id FROM idx_string WHERE resource_type = 'Patient' AND param = 'name' AND value >= {lo} AND value < {hi})"
-        ));
+        let ids = layout.select_ids(sql, "idx_string", "Patient", "name", &format!("value >= {lo} AND value < {hi}"));
+        filter.push_str(&format!(" AND r.id IN ({ids})"));
     }
     if let Some(identifier) = &search.identifier {
         let c = sql.text_arg(identifier);
-        filter.push_str(&format!(
-            " AND r.id IN (SELECT id FROM idx_token WHERE resource_type = 'Patient' AND param = 'identifier' AND code = {c})"
-        ));
+        let ids = layout.select_ids(sql, "idx_token", "Patient", "identifier", &format!("code = {c}"));
+        filter.push_str(&format!(" AND r.id IN ({ids})"));
     }
     if let Some((start, end)) = search.birth_date {
         let s = sql.bind(Arg::Int(start));
         let e = sql.bind(Arg::Int(end));
-        filter.push_str(&format!(
-            " AND r.id IN (SELECT id FROM idx_date WHERE resource_type = 'Patient' AND param = 'birthdate' AND start_ms >= {s} AND end_ms <= {e})"
-        ));
+        let ids = layout.select_ids(sql, "idx_date", "Patient", "birthdate", &format!("start_ms >= {s} AND end_ms <= {e}"));
+        filter.push_str(&format!(" AND r.id IN ({ids})"));
     }
     filter
 }

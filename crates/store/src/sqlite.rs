@@ -1,8 +1,8 @@
 //! The SQLite backend: the embedded default, one file in the data directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rapport_fhir::query::Query;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
@@ -16,8 +16,12 @@ use crate::{
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_resources.sql"))];
 
+/// Numbers of the search parameters (table `search_param`), by resource type and code.
+type ParamIds = HashMap<&'static str, HashMap<&'static str, i64>>;
+
 pub struct SqliteStore {
     path: PathBuf,
+    params: Arc<ParamIds>,
     /// SQLite allows one writer at a time; a single connection behind a mutex makes that explicit
     /// instead of leaving writers to collide on SQLITE_BUSY.
     writer: Mutex<Connection>,
@@ -41,9 +45,9 @@ fn configure(conn: &Connection) -> Result<()> {
         PRAGMA cache_size = -65536;
         -- Temporary B-trees (sorts, INTERSECT) in memory.
         PRAGMA temp_store = MEMORY;
-        -- Checkpoint every 16 MiB of WAL rather than every 4 MiB: a bulk import rewrites the
+        -- Checkpoint every 64 MiB of WAL rather than every 4 MiB: a bulk import rewrites the
         -- same index pages many times, and each checkpoint copies and syncs them.
-        PRAGMA wal_autocheckpoint = 4096;
+        PRAGMA wal_autocheckpoint = 16384;
         ",
     )?;
     Ok(())
@@ -60,6 +64,7 @@ impl SqliteStore {
         let mut writer = Connection::open(path)?;
         configure(&writer)?;
         migrate(&mut writer)?;
+        let params = Arc::new(load_param_ids(&mut writer)?);
         let reader_path = path.to_owned();
         let readers = Pool::new(
             16,
@@ -76,6 +81,7 @@ impl SqliteStore {
         );
         Ok(SqliteStore {
             path: path.to_owned(),
+            params,
             writer: Mutex::new(writer),
             readers,
         })
@@ -114,6 +120,61 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// Register every search parameter of the generated table (new ones get the next numbers; old
+/// ones keep theirs) and load the numbers.
+fn load_param_ids(conn: &mut Connection) -> Result<ParamIds> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT OR IGNORE INTO search_param (resource_type, code) VALUES (?1, ?2)",
+        )?;
+        for def in rapport_fhir::search_param::SEARCH_PARAMS {
+            insert.execute(params![def.resource_type, def.code])?;
+        }
+    }
+    tx.commit()?;
+    let mut ids: ParamIds = HashMap::new();
+    let mut stmt = conn.prepare("SELECT resource_type, code, param FROM search_param")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let (ty, code): (String, String) = (row.get(0)?, row.get(1)?);
+        // Only parameters this build indexes can be looked up; map to the table's &'static strs.
+        if let Some(def) = rapport_fhir::search_param::param(&ty, &code) {
+            ids.entry(def.resource_type)
+                .or_default()
+                .insert(def.code, row.get(2)?);
+        }
+    }
+    Ok(ids)
+}
+
+/// SQLite index rows hold a parameter number and the version row; the id is joined in.
+struct SqliteLayout<'a>(&'a ParamIds);
+
+impl query_sql::IndexLayout for SqliteLayout<'_> {
+    fn sign(&self) -> char {
+        '?'
+    }
+    fn select_ids(&self, sql: &mut Sql, table: &str, resource_type: &str, code: &str, condition: &str) -> String {
+        match self.0.get(resource_type).and_then(|m| m.get(code)) {
+            Some(param) => {
+                let p = sql.bind(Arg::Int(*param));
+                format!("SELECT v.id FROM {table} t JOIN resource_version v ON v.vrow = t.vrow WHERE t.param = {p} AND {condition}")
+            }
+            // A parameter this build does not index matches nothing.
+            None => "SELECT NULL WHERE 0".to_owned(),
+        }
+    }
+}
+
+fn param_id(params: &ParamIds, resource_type: &str, code: &str) -> Result<i64> {
+    params
+        .get(resource_type)
+        .and_then(|m| m.get(code))
+        .copied()
+        .ok_or_else(|| StoreError::UnknownParameter(format!("{resource_type}.{code}")))
+}
+
 fn to_sql_args(args: &[Arg]) -> Vec<rusqlite::types::Value> {
     args.iter()
         .map(|a| match a {
@@ -123,8 +184,8 @@ fn to_sql_args(args: &[Arg]) -> Vec<rusqlite::types::Value> {
         .collect()
 }
 
-fn find_ids(conn: &Connection, query: &Query) -> Result<Vec<String>> {
-    let sql = query_sql::find_ids(query, '?');
+fn find_ids(conn: &Connection, params: &ParamIds, query: &Query) -> Result<Vec<String>> {
+    let sql = query_sql::find_ids(query, &SqliteLayout(params));
     let mut stmt = conn.prepare_cached(&sql.text)?;
     let ids = stmt
         .query_map(params_from_iter(to_sql_args(&sql.args)), |r| r.get(0))?
@@ -154,6 +215,7 @@ fn stored_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
 
 struct SqliteTx<'c> {
     tx: rusqlite::Transaction<'c>,
+    params: &'c ParamIds,
 }
 
 impl WriteTx for SqliteTx<'_> {
@@ -182,7 +244,7 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     fn find_ids(&mut self, query: &Query) -> Result<Vec<String>> {
-        find_ids(&self.tx, query)
+        find_ids(&self.tx, self.params, query)
     }
 
     fn add_source(&mut self, source: &NewSource) -> Result<i64> {
@@ -247,34 +309,35 @@ impl WriteTx for SqliteTx<'_> {
         ])?;
         let pk = &v.patient_key;
         let rows = &v.index;
+        let p = |code: &str| param_id(self.params, ty, code);
         if !rows.tokens.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_token (vrow, resource_type, id, param, system, code, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_token (vrow, param, system, code, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
             for r in &rows.tokens {
-                s.execute(params![vrow, ty, id, r.param, r.system, r.code, pk])?;
+                s.execute(params![vrow, p(r.param)?, r.system, r.code, pk])?;
             }
         }
         if !rows.strings.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_string (vrow, resource_type, id, param, value, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_string (vrow, param, value, patient_key) VALUES (?1, ?2, ?3, ?4)")?;
             for r in &rows.strings {
-                s.execute(params![vrow, ty, id, r.param, r.value, pk])?;
+                s.execute(params![vrow, p(r.param)?, r.value, pk])?;
             }
         }
         if !rows.dates.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_date (vrow, resource_type, id, param, start_ms, end_ms, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_date (vrow, param, start_ms, end_ms, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
             for r in &rows.dates {
-                s.execute(params![vrow, ty, id, r.param, r.range.start, r.range.end, pk])?;
+                s.execute(params![vrow, p(r.param)?, r.range.start, r.range.end, pk])?;
             }
         }
         if !rows.references.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_reference (vrow, resource_type, id, param, target_type, target_id, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_reference (vrow, param, target_type, target_id, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
             for r in &rows.references {
-                s.execute(params![vrow, ty, id, r.param, r.target_type, r.target_id, pk])?;
+                s.execute(params![vrow, p(r.param)?, r.target_type, r.target_id, pk])?;
             }
         }
         if !rows.quantities.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_quantity (vrow, resource_type, id, param, value, system, code, unit, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
+            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_quantity (vrow, param, value, system, code, unit, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
             for r in &rows.quantities {
-                s.execute(params![vrow, ty, id, r.param, r.value, r.system, r.code, r.unit, pk])?;
+                s.execute(params![vrow, p(r.param)?, r.value, r.system, r.code, r.unit, pk])?;
             }
         }
         Ok(())
@@ -303,7 +366,10 @@ impl Store for SqliteStore {
         // BEGIN IMMEDIATE takes the write lock now, so reads inside the transaction see a state
         // no other writer can change before the commit.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut wtx = SqliteTx { tx };
+        let mut wtx = SqliteTx {
+            tx,
+            params: &self.params,
+        };
         work(&mut wtx)?;
         wtx.tx.commit()?;
         Ok(())
@@ -358,7 +424,7 @@ impl Store for SqliteStore {
 
     fn find_ids(&self, query: &Query) -> Result<Vec<String>> {
         let conn = self.readers.get()?;
-        find_ids(&conn, query)
+        find_ids(&conn, &self.params, query)
     }
 
     fn counts_by_type(&self) -> Result<BTreeMap<String, u64>> {
@@ -377,7 +443,7 @@ impl Store for SqliteStore {
     fn search_patients(&self, search: &PatientSearch) -> Result<PatientPage> {
         let conn = self.readers.get()?;
         let mut sql = Sql::new('?');
-        let filter = query_sql::patient_filter(search, &mut sql);
+        let filter = query_sql::patient_filter(search, &mut sql, &SqliteLayout(&self.params));
         let total: i64 = conn
             .prepare_cached(&format!("SELECT COUNT(*) FROM resource r WHERE {filter}"))?
             .query_row(params_from_iter(to_sql_args(&sql.args)), |r| r.get(0))?;

@@ -111,7 +111,8 @@ pub(crate) const ORG_PROVIDER: Code = Code::new(ORGANIZATION_TYPE, "prov", "Heal
 pub(crate) const ORG_DEPARTMENT: Code = Code::new(ORGANIZATION_TYPE, "dept", "Hospital Department");
 
 // --- Chronic problems (SNOMED CT disorders).
-pub(crate) const HYPERTENSION: Code = snomed("38341003", "Hypertensive disorder, systemic arterial");
+pub(crate) const HYPERTENSION: Code =
+    snomed("38341003", "Hypertensive disorder, systemic arterial");
 pub(crate) const DIABETES_TYPE_2: Code = snomed("44054006", "Diabetes mellitus type 2");
 pub(crate) const HYPERLIPIDEMIA: Code = snomed("55822004", "Hyperlipidemia");
 pub(crate) const ASTHMA: Code = snomed("195967001", "Asthma");
@@ -175,7 +176,6 @@ pub(crate) const MEDICATION_RECONCILIATION: Code = snomed("430193006", "Medicati
 pub(crate) const DEPRESSION_SCREENING: Code = snomed("171207006", "Depression screening");
 pub(crate) const PLAIN_CHEST_X_RAY: Code = snomed("399208008", "Plain chest X-ray");
 pub(crate) const TOTAL_HIP_REPLACEMENT: Code = snomed("52734007", "Total replacement of hip");
-pub(crate) const COLONOSCOPY: Code = snomed("73761001", "Colonoscopy");
 pub(crate) const SOCIAL_CARE_ASSESSMENT: Code =
     snomed("710824005", "Assessment of health and social care needs");
 
@@ -247,14 +247,18 @@ pub(crate) const EGFR: Code = loinc(
     "33914-3",
     "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum or Plasma by Creatinine-based formula (MDRD)",
 );
-pub(crate) const CHOLESTEROL: Code = loinc("2093-3", "Cholesterol [Mass/volume] in Serum or Plasma");
+pub(crate) const CHOLESTEROL: Code =
+    loinc("2093-3", "Cholesterol [Mass/volume] in Serum or Plasma");
 pub(crate) const POTASSIUM: Code = loinc("2823-3", "Potassium [Moles/volume] in Serum or Plasma");
 pub(crate) const BASIC_METABOLIC_PANEL: Code = loinc("51990-0", "Basic metabolic panel - Blood");
 pub(crate) const LAB_SERVICE: Code = Code::new(V2_DIAGNOSTIC_SERVICE, "LAB", "Laboratory");
 pub(crate) const PROGRESS_NOTE: Code = loinc("11506-3", "Progress note");
-pub(crate) const CLINICAL_NOTE: Code = Code::new(DOCUMENT_CATEGORY, "clinical-note", "Clinical Note");
-pub(crate) const LONGITUDINAL_CARE_TEAM: Code =
-    loinc("LA28865-6", "Longitudinal care-coordination focused care team");
+pub(crate) const CLINICAL_NOTE: Code =
+    Code::new(DOCUMENT_CATEGORY, "clinical-note", "Clinical Note");
+pub(crate) const LONGITUDINAL_CARE_TEAM: Code = loinc(
+    "LA28865-6",
+    "Longitudinal care-coordination focused care team",
+);
 
 // --- Interpretations (v3-ObservationInterpretation).
 pub(crate) const NORMAL: Code = Code::new(V3_INTERPRETATION, "N", "Normal");
@@ -269,8 +273,11 @@ pub(crate) const RESOLVED: Code = Code::new(CONDITION_CLINICAL, "resolved", "Res
 pub(crate) const CONFIRMED: Code = Code::new(CONDITION_VERIFICATION, "confirmed", "Confirmed");
 pub(crate) const PROBLEM_LIST_ITEM: Code =
     Code::new(CONDITION_CATEGORY, "problem-list-item", "Problem List Item");
-pub(crate) const ENCOUNTER_DIAGNOSIS: Code =
-    Code::new(CONDITION_CATEGORY, "encounter-diagnosis", "Encounter Diagnosis");
+pub(crate) const ENCOUNTER_DIAGNOSIS: Code = Code::new(
+    CONDITION_CATEGORY,
+    "encounter-diagnosis",
+    "Encounter Diagnosis",
+);
 
 // --- Immunisations (CDC CVX).
 pub(crate) const INFLUENZA_VACCINE: Code =
@@ -289,7 +296,6 @@ pub(crate) const DTAP_VACCINE: Code = cvx("20", "DTaP");
 pub(crate) const IPV_VACCINE: Code = cvx("10", "IPV");
 pub(crate) const HEPATITIS_B_VACCINE: Code = cvx("08", "Hep B, adolescent or pediatric");
 pub(crate) const HIB_VACCINE: Code = cvx("49", "Hib (PRP-OMP)");
-pub(crate) const ROTAVIRUS_VACCINE: Code = cvx("119", "rotavirus, monovalent");
 pub(crate) const VARICELLA_VACCINE: Code = cvx("21", "varicella");
 pub(crate) const HEPATITIS_A_VACCINE: Code = cvx("83", "Hep A, ped/adol, 2 dose");
 pub(crate) const HPV_VACCINE: Code = cvx("62", "HPV, quadrivalent");
@@ -297,7 +303,8 @@ pub(crate) const MENINGOCOCCAL_VACCINE: Code = cvx("114", "meningococcal MCV4P")
 pub(crate) const ZOSTER_VACCINE: Code = cvx("187", "zoster vaccine recombinant");
 
 // --- Appointments (FHIR R4 service-type, v2-0276).
-pub(crate) const GENERAL_PRACTICE_SERVICE: Code = Code::new(SERVICE_TYPE, "124", "General Practice");
+pub(crate) const GENERAL_PRACTICE_SERVICE: Code =
+    Code::new(SERVICE_TYPE, "124", "General Practice");
 pub(crate) const ROUTINE_APPOINTMENT: Code = Code::new(
     V2_APPOINTMENT_REASON,
     "ROUTINE",
@@ -321,13 +328,13 @@ pub(crate) const EMERGENCY_CONTACT: Code = Code::new(V2_CONTACT_ROLE, "C", "Emer
 pub(crate) const SPOUSE: Code = Code::new(V3_ROLE_CODE, "SPS", "spouse");
 pub(crate) const MOTHER: Code = Code::new(V3_ROLE_CODE, "MTH", "mother");
 pub(crate) const FATHER: Code = Code::new(V3_ROLE_CODE, "FTH", "father");
-pub(crate) const PARENT: Code = Code::new(V3_ROLE_CODE, "PRN", "parent");
 pub(crate) const CHILD: Code = Code::new(V3_ROLE_CODE, "CHILD", "child");
 pub(crate) const SIBLING: Code = Code::new(V3_ROLE_CODE, "SIB", "sibling");
 pub(crate) const GUARDIAN: Code = Code::new(V3_ROLE_CODE, "GUARD", "guardian");
 pub(crate) const FRIEND: Code = Code::new(V3_ROLE_CODE, "FRND", "unrelated friend");
 pub(crate) const NEIGHBOR: Code = Code::new(V3_ROLE_CODE, "NBOR", "neighbor");
-pub(crate) const EMERGENCY_CONTACT_ROLE: Code = Code::new(V3_ROLE_CODE, "ECON", "emergency contact");
+pub(crate) const EMERGENCY_CONTACT_ROLE: Code =
+    Code::new(V3_ROLE_CODE, "ECON", "emergency contact");
 pub(crate) const MARRIED: Code = Code::new(V3_MARITAL_STATUS, "M", "Married");
 pub(crate) const NEVER_MARRIED: Code = Code::new(V3_MARITAL_STATUS, "S", "Never Married");
 pub(crate) const DIVORCED: Code = Code::new(V3_MARITAL_STATUS, "D", "Divorced");

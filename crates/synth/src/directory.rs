@@ -98,7 +98,8 @@ impl Role {
 
     /// How many people in this role a population of `patients` needs.
     fn headcount(self, patients: usize) -> usize {
-        let per = |patients_each: usize, minimum: usize| patients.div_ceil(patients_each).max(minimum);
+        let per =
+            |patients_each: usize, minimum: usize| patients.div_ceil(patients_each).max(minimum);
         match self {
             Role::GeneralPractitioner => per(1_500, 4),
             Role::PracticeNurse => per(3_000, 3),
@@ -246,7 +247,11 @@ const PRACTICE_NAMES: &[&str] = &[
     "Elmstead Primary Care",
     "Northgate Medical Group",
 ];
-const PHARMACY_NAMES: &[&str] = &["Greenleaf Pharmacy", "Corner Street Pharmacy", "Bridgeview Chemist"];
+const PHARMACY_NAMES: &[&str] = &[
+    "Greenleaf Pharmacy",
+    "Corner Street Pharmacy",
+    "Bridgeview Chemist",
+];
 const HOSPITAL_NAME: &str = "Harbourview General Hospital";
 const NURSING_SERVICE_NAME: &str = "Harbourview Community Nursing Service";
 
@@ -268,7 +273,8 @@ impl Directory {
         let practice_count = general_practitioners.div_ceil(4).max(3);
         for number in 0..practice_count {
             let name = numbered_name(PRACTICE_NAMES, number, "Family Practice");
-            let index = directory.add_organization(&mut rng, name, OrganizationKind::Practice, None);
+            let index =
+                directory.add_organization(&mut rng, name, OrganizationKind::Practice, None);
             directory.practices.push(index);
         }
         let hospital = directory.add_organization(
@@ -289,7 +295,8 @@ impl Directory {
         let pharmacy_count = Role::Pharmacist.headcount(patients);
         for number in 0..pharmacy_count {
             let name = numbered_name(PHARMACY_NAMES, number, "Pharmacy");
-            let index = directory.add_organization(&mut rng, name, OrganizationKind::Pharmacy, None);
+            let index =
+                directory.add_organization(&mut rng, name, OrganizationKind::Pharmacy, None);
             directory.pharmacies.push(index);
         }
         directory.nursing_service = directory.add_organization(
@@ -317,7 +324,10 @@ impl Directory {
             }
             Role::Pharmacist => self.pharmacies[number % self.pharmacies.len()],
             Role::DistrictNurse | Role::SocialWorker => self.nursing_service,
-            Role::HospitalPhysician if number % 2 == 0 => self.department(Department::Emergency),
+            // Hospital physicians alternate between the emergency department and the wards.
+            Role::HospitalPhysician => {
+                self.department([Department::Emergency, Department::GeneralMedicine][number % 2])
+            }
             hospital_role => self.department(
                 Department::of(hospital_role).expect("every other role works in a department"),
             ),
@@ -421,7 +431,10 @@ impl Directory {
                 _ => codes::ORG_PROVIDER,
             };
             let mut body = json!({
-                "identifier": [{ "system": system::ORGANIZATION_ID, "value": organization.identifier }],
+                "identifier": [{
+                    "system": system::ORGANIZATION_ID,
+                    "value": organization.identifier,
+                }],
                 "active": true,
                 "type": [fhir::concept(kind)],
                 "name": organization.name,

@@ -5,8 +5,8 @@
 //! `resource.id` equals the uuid in its `fullUrl`, every request is a POST to the resource
 //! type, and decimals keep the precision they were written with.
 
-use chrono::{NaiveDate, NaiveDateTime};
-use serde_json::{json, Map, Number, Value};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
 use crate::codes::{system, Code};
@@ -56,19 +56,21 @@ impl Transaction {
         if let Some(query) = if_none_exist {
             request.insert("ifNoneExist".to_owned(), Value::from(query));
         }
-        self.entries.push(json!({
-            "fullUrl": urn(id),
-            "resource": resource,
-            "request": request,
-        }));
+        // Built field by field rather than with `json!`, which would copy the whole resource
+        // through the serializer (it calls `to_value(&expr)` on every interpolated value).
+        let mut entry = Map::new();
+        entry.insert("fullUrl".to_owned(), Value::from(urn(id)));
+        entry.insert("resource".to_owned(), Value::Object(resource));
+        entry.insert("request".to_owned(), Value::Object(request));
+        self.entries.push(Value::Object(entry));
     }
 
     pub(crate) fn into_bundle(self) -> Value {
-        json!({
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": self.entries,
-        })
+        let mut bundle = Map::new();
+        bundle.insert("resourceType".to_owned(), Value::from("Bundle"));
+        bundle.insert("type".to_owned(), Value::from("transaction"));
+        bundle.insert("entry".to_owned(), Value::Array(self.entries));
+        Value::Object(bundle)
     }
 }
 
@@ -77,9 +79,20 @@ pub(crate) fn urn(id: Uuid) -> String {
     format!("urn:uuid:{id}")
 }
 
+/// A JSON object from key–value pairs, moving the values in. The helpers below use it
+/// instead of `json!`, which copies every interpolated value through the serializer; they
+/// run millions of times for a large demo.
+pub(crate) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    let mut map = Map::with_capacity(N);
+    for (key, value) in fields {
+        map.insert(key.to_owned(), value);
+    }
+    Value::Object(map)
+}
+
 /// A reference to another entry of the same bundle.
 pub(crate) fn local_reference(id: Uuid) -> Value {
-    json!({ "reference": urn(id) })
+    object([("reference", Value::from(urn(id)))])
 }
 
 /// A conditional reference (FHIR R4 http.html#trules): the importer resolves it by searching
@@ -90,25 +103,33 @@ pub(crate) fn conditional_reference(
     identifier_value: &str,
     display: &str,
 ) -> Value {
-    json!({
-        "reference": format!("{resource_type}?identifier={identifier_system}|{identifier_value}"),
-        "display": display,
-    })
+    let reference = format!("{resource_type}?identifier={identifier_system}|{identifier_value}");
+    object([
+        ("reference", Value::from(reference)),
+        ("display", Value::from(display)),
+    ])
 }
 
 pub(crate) fn coding(code: Code) -> Value {
-    json!({ "system": code.system, "code": code.code, "display": code.display })
+    object([
+        ("system", Value::from(code.system)),
+        ("code", Value::from(code.code)),
+        ("display", Value::from(code.display)),
+    ])
 }
 
 /// A CodeableConcept with one coding and the display as its text.
 pub(crate) fn concept(code: Code) -> Value {
-    json!({ "coding": [coding(code)], "text": code.display })
+    object([
+        ("coding", Value::Array(vec![coding(code)])),
+        ("text", Value::from(code.display)),
+    ])
 }
 
 /// A CodeableConcept with one coding and no text, for categories and statuses where the
 /// text would only repeat the display.
 pub(crate) fn category(code: Code) -> Value {
-    json!({ "coding": [coding(code)] })
+    object([("coding", Value::Array(vec![coding(code)]))])
 }
 
 /// A decimal written with exactly `places` digits after the point. With serde_json's
@@ -124,7 +145,12 @@ pub(crate) fn decimal(value: f64, places: usize) -> Value {
 
 /// A UCUM quantity.
 pub(crate) fn quantity(value: Value, unit: &str, ucum_code: &str) -> Value {
-    json!({ "value": value, "unit": unit, "system": system::UCUM, "code": ucum_code })
+    object([
+        ("value", value),
+        ("unit", Value::from(unit)),
+        ("system", Value::from(system::UCUM)),
+        ("code", Value::from(ucum_code)),
+    ])
 }
 
 /// A duration in days, as FHIR wants it for supply durations.
@@ -132,18 +158,29 @@ pub(crate) fn days_quantity(days: i64) -> Value {
     quantity(Value::from(days), "days", "d")
 }
 
+/// A FHIR date, `YYYY-MM-DD` (formatted by hand: chrono's `format` re-parses its pattern
+/// on every call).
 pub(crate) fn date(day: NaiveDate) -> String {
-    day.format("%Y-%m-%d").to_string()
+    format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day())
 }
 
 /// A FHIR instant/dateTime in UTC. The generator has no time zones to model, and UTC keeps
 /// instants comparable as strings.
 pub(crate) fn instant(moment: NaiveDateTime) -> String {
-    moment.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        date(moment.date()),
+        moment.hour(),
+        moment.minute(),
+        moment.second()
+    )
 }
 
 pub(crate) fn period(start: NaiveDateTime, end: NaiveDateTime) -> Value {
-    json!({ "start": instant(start), "end": instant(end) })
+    object([
+        ("start", Value::from(instant(start))),
+        ("end", Value::from(instant(end))),
+    ])
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as FHIR's `base64Binary` requires.
@@ -171,6 +208,7 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn base64_matches_rfc_4648_test_vectors() {
@@ -186,6 +224,14 @@ mod tests {
         for (input, expected) in vectors {
             assert_eq!(base64(input.as_bytes()), expected, "base64 of {input:?}");
         }
+    }
+
+    #[test]
+    fn dates_and_instants_use_fhir_formats() {
+        let day = NaiveDate::from_ymd_opt(2025, 3, 7).unwrap();
+        assert_eq!(date(day), "2025-03-07");
+        let moment = day.and_hms_opt(8, 5, 0).unwrap();
+        assert_eq!(instant(moment), "2025-03-07T08:05:00Z");
     }
 
     #[test]

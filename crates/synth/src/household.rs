@@ -23,8 +23,6 @@ use crate::random::{self, SynthRng};
 pub(crate) const MAX_MEMBERS: usize = 5;
 
 pub(crate) struct HouseholdInput<'a> {
-    /// 1-based household number, also the random stream.
-    pub number: u64,
     /// How many patients earlier households hold; numbers this household's MRNs.
     pub first_patient_ordinal: usize,
     /// Never make more patients than the population still needs.
@@ -62,6 +60,7 @@ const COMPOSITIONS: &[(Composition, u32)] = &[
 /// A member of the household; every member is a patient.
 pub(crate) struct Person {
     pub id: Uuid,
+    culture: &'static Culture,
     pub mrn: String,
     pub given: Vec<String>,
     pub family: String,
@@ -169,14 +168,13 @@ pub(crate) fn generate(input: &HouseholdInput, rng: &mut SynthRng) -> Household 
 
     let address = names::address(rng);
     let landline = names::phone(rng);
-    let people: Vec<Person> = drafts
-        .iter()
-        .enumerate()
-        .map(|(index, draft)| {
-            let ordinal = input.first_patient_ordinal + index;
-            make_person(rng, input, draft, ordinal, &kinship, index, &landline)
-        })
-        .collect();
+    let mut people: Vec<Person> = Vec::with_capacity(drafts.len());
+    for (index, draft) in drafts.iter().enumerate() {
+        let ordinal = input.first_patient_ordinal + index;
+        let married = kinship.spouse_of(index).is_some();
+        let person = make_person(rng, input, draft, ordinal, married, &people, &landline);
+        people.push(person);
+    }
 
     let practice = *random::pick(rng, input.directory.practices());
     let pharmacy = *random::pick(rng, input.directory.pharmacies());
@@ -186,7 +184,6 @@ pub(crate) fn generate(input: &HouseholdInput, rng: &mut SynthRng) -> Household 
         general_practitioner: directory.pick_at(rng, Role::GeneralPractitioner, practice),
         practice_nurse: directory.pick_at(rng, Role::PracticeNurse, practice),
         care_coordinator: directory.pick_at(rng, Role::CareCoordinator, practice),
-        pharmacy,
         pharmacist: directory.pick_at(rng, Role::Pharmacist, pharmacy),
     };
 
@@ -232,7 +229,8 @@ fn compose(rng: &mut SynthRng, composition: Composition) -> (Vec<Draft>, Kinship
         Composition::Single => {
             let age = random::weighted(rng, &[((18, 34), 35), ((35, 64), 40), ((65, 95), 25)]);
             let age = random::between(rng, age.0, age.1);
-            drafts.push(adult(rng, Sex::random(rng), age));
+            let sex = Sex::random(rng);
+            drafts.push(adult(rng, sex, age));
         }
         Composition::Couple | Composition::ElderlyCouple => {
             let age = if composition == Composition::Couple {
@@ -250,14 +248,22 @@ fn compose(rng: &mut SynthRng, composition: Composition) -> (Vec<Draft>, Kinship
         }
         Composition::SingleParent => {
             let age = random::between(rng, 21, 55);
-            let sex = if random::chance(rng, 0.8) { Sex::Female } else { Sex::Male };
+            let sex = if random::chance(rng, 0.8) {
+                Sex::Female
+            } else {
+                Sex::Male
+            };
             drafts.push(adult(rng, sex, age));
             let children = random::between(rng, 1, 3) as usize;
             add_children(rng, &mut drafts, &mut kinship, &[0], children);
         }
         Composition::ElderlyWithCaregiver => {
             let elder_age = random::between(rng, 74, 97);
-            let elder_sex = if random::chance(rng, 0.6) { Sex::Female } else { Sex::Male };
+            let elder_sex = if random::chance(rng, 0.6) {
+                Sex::Female
+            } else {
+                Sex::Male
+            };
             drafts.push(adult(rng, elder_sex, elder_age));
             let mut parents = vec![0];
             if random::chance(rng, 0.3) {
@@ -274,12 +280,13 @@ fn compose(rng: &mut SynthRng, composition: Composition) -> (Vec<Draft>, Kinship
             }
             let caregiver = drafts.len();
             let caregiver_age = (elder_age - random::between(rng, 22, 38)).max(36);
-            let caregiver_sex = if random::chance(rng, 0.65) { Sex::Female } else { Sex::Male };
-            let family = if random::chance(rng, 0.6) {
-                drafts[0].family.clone()
+            let caregiver_sex = if random::chance(rng, 0.65) {
+                Sex::Female
             } else {
-                names::surname(rng, culture)
+                Sex::Male
             };
+            let elders: Vec<&Draft> = parents.iter().map(|p| &drafts[*p]).collect();
+            let family = child_surname(rng, &elders);
             drafts.push(Draft {
                 sex: caregiver_sex,
                 age: caregiver_age,
@@ -305,8 +312,16 @@ fn add_couple(
     age: i64,
 ) {
     let first_sex = Sex::random(rng);
-    let second_sex = if random::chance(rng, 0.92) { first_sex.opposite() } else { first_sex };
-    let partner_culture = if random::chance(rng, 0.15) { names::culture(rng) } else { culture };
+    let second_sex = if random::chance(rng, 0.92) {
+        first_sex.opposite()
+    } else {
+        first_sex
+    };
+    let partner_culture = if random::chance(rng, 0.15) {
+        names::culture(rng)
+    } else {
+        culture
+    };
     let first_family = names::surname(rng, culture);
     let second_family = if !culture.two_surnames && random::chance(rng, 0.5) {
         first_family.clone()
@@ -340,32 +355,9 @@ fn add_children(
 ) {
     let youngest_parent = parents.iter().map(|p| drafts[*p].age).min().unwrap_or(18);
     let oldest_child = (youngest_parent - 18).clamp(0, 17);
-    // Prefer the father's surname first in the Spanish tradition (then the mother's).
-    let mut families: Vec<&Draft> = parents.iter().map(|p| &drafts[*p]).collect();
-    families.sort_by_key(|draft| draft.sex == Sex::Female);
-    let culture = families[0].culture;
-    let family = match families.as_slice() {
-        [only] => {
-            if random::chance(rng, 0.8) {
-                only.family.clone()
-            } else {
-                names::surname(rng, only.culture)
-            }
-        }
-        [first, second, ..] if first.family == second.family => first.family.clone(),
-        [first, second, ..] if culture.two_surnames => {
-            names::join_surnames(rng, &first.family, &second.family)
-        }
-        [first, second, ..] => {
-            let (first, second) = (first.family.clone(), second.family.clone());
-            match random::between(rng, 0, 4) {
-                0 => names::join_surnames(rng, &first, &second),
-                1 => second,
-                _ => first,
-            }
-        }
-        [] => unreachable!("children always have a parent"),
-    };
+    let parent_drafts: Vec<&Draft> = parents.iter().map(|p| &drafts[*p]).collect();
+    let culture = parent_drafts[0].culture;
+    let family = child_surname(rng, &parent_drafts);
     for _ in 0..count {
         let index = drafts.len();
         drafts.push(Draft {
@@ -380,16 +372,52 @@ fn add_children(
     }
 }
 
+/// The surname a child takes from the parents who live with them. In the Spanish tradition it
+/// is the father's first surname followed by the mother's (an absent parent's is invented);
+/// elsewhere usually the father's, sometimes the mother's or both joined.
+fn child_surname(rng: &mut SynthRng, parents: &[&Draft]) -> String {
+    let culture = parents[0].culture;
+    let father = parents.iter().find(|parent| parent.sex == Sex::Male);
+    let mother = parents.iter().find(|parent| parent.sex == Sex::Female);
+    if culture.two_surnames {
+        let father_name = father.map_or_else(|| names::surname(rng, culture), |f| f.family.clone());
+        let mother_name = mother.map_or_else(|| names::surname(rng, culture), |m| m.family.clone());
+        return names::join_surnames(rng, &father_name, &mother_name);
+    }
+    match parents {
+        [only] if random::chance(rng, 0.8) => only.family.clone(),
+        [_] => names::surname(rng, culture),
+        [first, second, ..] if first.family == second.family => first.family.clone(),
+        [first, second, ..] => {
+            let paternal = father.unwrap_or(first).family.clone();
+            let maternal = mother.unwrap_or(second).family.clone();
+            match random::between(rng, 0, 4) {
+                0 => names::join_surnames(rng, &paternal, &maternal),
+                1 => maternal,
+                _ => paternal,
+            }
+        }
+        [] => unreachable!("a child has at least one parent at home"),
+    }
+}
+
 fn make_person(
     rng: &mut SynthRng,
     input: &HouseholdInput,
     draft: &Draft,
     ordinal: usize,
-    kinship: &Kinship,
-    index: usize,
+    married: bool,
+    housemates: &[Person],
     landline: &str,
 ) -> Person {
-    let given = names::given_names(rng, draft.culture, draft.sex);
+    // Avoid two people at home answering to the same first name.
+    let mut given = names::given_names(rng, draft.culture, draft.sex);
+    for _ in 0..8 {
+        if !housemates.iter().any(|other| other.given[0] == given[0]) {
+            break;
+        }
+        given = names::given_names(rng, draft.culture, draft.sex);
+    }
     let birth_date = birth_date_for_age(rng, input.today, draft.age);
     let adult = draft.age >= 18;
     let phone = if draft.age >= 13 {
@@ -397,12 +425,17 @@ fn make_person(
     } else {
         landline.to_owned()
     };
-    let email = (adult && random::chance(rng, 0.7)).then(|| names::email(rng, &given[0], &draft.family));
+    let email =
+        (adult && random::chance(rng, 0.7)).then(|| names::email(rng, &given[0], &draft.family));
     let marital_status = adult.then(|| {
-        if kinship.spouse_of(index).is_some() {
+        if married {
             codes::MARRIED
         } else if draft.age >= 70 {
-            if random::chance(rng, 0.7) { codes::WIDOWED } else { codes::DIVORCED }
+            if random::chance(rng, 0.7) {
+                codes::WIDOWED
+            } else {
+                codes::DIVORCED
+            }
         } else if draft.age < 30 || random::chance(rng, 0.5) {
             codes::NEVER_MARRIED
         } else {
@@ -411,6 +444,7 @@ fn make_person(
     });
     Person {
         id: random::uuid(rng),
+        culture: draft.culture,
         mrn: mrn(input.seed, ordinal),
         given,
         family: draft.family.clone(),
@@ -424,9 +458,12 @@ fn make_person(
 
 /// A birth date that makes the person `age` years old on `today`.
 fn birth_date_for_age(rng: &mut SynthRng, today: NaiveDate, age: i64) -> NaiveDate {
+    let year = today.year() - age as i32;
+    // On 29 February the birthday in a common year falls back to the 28th.
     let birthday_this_year = today
-        .with_year(today.year() - age as i32)
-        .unwrap_or_else(|| today - chrono::Days::new(1));
+        .with_year(year)
+        .or_else(|| NaiveDate::from_ymd_opt(year, 2, 28))
+        .expect("a date in a supported year");
     let days_before = random::between(rng, 1, 364) as u64;
     birthday_this_year - chrono::Days::new(days_before)
 }
@@ -560,18 +597,29 @@ fn outside_contact(rng: &mut SynthRng, patient: usize, person: &Person, age: i64
         ..=35 => random::weighted(rng, &[(parent, 5), (codes::SIBLING, 3), (codes::FRIEND, 2)]),
         36..=59 => random::weighted(
             rng,
-            &[(codes::SIBLING, 4), (codes::FRIEND, 3), (codes::NEIGHBOR, 1)],
+            &[
+                (codes::SIBLING, 4),
+                (codes::FRIEND, 3),
+                (codes::NEIGHBOR, 1),
+            ],
         ),
         _ => random::weighted(
             rng,
-            &[(codes::CHILD, 5), (codes::SIBLING, 2), (codes::NEIGHBOR, 2), (codes::FRIEND, 1)],
+            &[
+                (codes::CHILD, 5),
+                (codes::SIBLING, 2),
+                (codes::NEIGHBOR, 2),
+                (codes::FRIEND, 1),
+            ],
         ),
     };
-    let culture = names::culture(rng);
-    let family = if [codes::SIBLING, codes::CHILD, codes::MOTHER, codes::FATHER].contains(&relation) {
-        person.family.clone()
+    let is_family =
+        [codes::SIBLING, codes::CHILD, codes::MOTHER, codes::FATHER].contains(&relation);
+    let (culture, family) = if is_family {
+        (person.culture, person.family.clone())
     } else {
-        names::surname(rng, culture)
+        let culture = names::culture(rng);
+        (culture, names::surname(rng, culture))
     };
     Tie {
         id: random::uuid(rng),
@@ -643,7 +691,8 @@ fn write_patients(
             .map(|tie| emergency_contact(tie, people))
             .collect();
         patient["contact"] = Value::from(contacts);
-        patient["generalPractitioner"] = json!([general_practitioner.reference(), practice.reference()]);
+        patient["generalPractitioner"] =
+            json!([general_practitioner.reference(), practice.reference()]);
         patient["managingOrganization"] = practice.reference();
         let links: Vec<Value> = ties
             .iter()
@@ -695,7 +744,11 @@ fn write_related_people(
         let patient = &people[tie.patient];
         let mut reference = fhir::local_reference(patient.id);
         reference["display"] = Value::from(patient.display_name());
-        let relationship: Vec<Value> = tie.relationships.iter().map(|code| fhir::concept(*code)).collect();
+        let relationship: Vec<Value> = tie
+            .relationships
+            .iter()
+            .map(|code| fhir::concept(*code))
+            .collect();
         let body = match (&tie.outsider, tie.member) {
             (Some(outsider), _) => json!({
                 "active": true,
@@ -739,13 +792,21 @@ mod tests {
     }
 
     #[test]
-    fn birth_dates_give_the_requested_age() {
-        let today = NaiveDate::from_ymd_opt(2025, 3, 1).unwrap();
+    fn birth_dates_give_the_requested_age_even_on_a_leap_day() {
         let mut rng = random::stream(1, 1);
-        for age in [0, 1, 17, 18, 64, 97] {
-            for _ in 0..50 {
-                let birth = birth_date_for_age(&mut rng, today, age);
-                assert_eq!(years_between(birth, today), age, "born {birth}");
+        for today in [
+            NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2024, 2, 29).unwrap(),
+        ] {
+            for age in [0, 1, 17, 18, 63, 64, 97] {
+                for _ in 0..50 {
+                    let birth = birth_date_for_age(&mut rng, today, age);
+                    assert_eq!(
+                        years_between(birth, today),
+                        age,
+                        "born {birth}, today {today}"
+                    );
+                }
             }
         }
     }

@@ -101,7 +101,6 @@ impl Iterator for Households {
         let mut rng = random::stream(self.config.seed, number);
         let household = household::generate(
             &household::HouseholdInput {
-                number,
                 first_patient_ordinal: self.patients_written,
                 max_members: remaining,
                 seed: self.config.seed,

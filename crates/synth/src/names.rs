@@ -20,9 +20,26 @@ pub(crate) struct Culture {
 
 const ENGLISH: Culture = Culture {
     female: &[
-        "Emma", "Olivia", "Charlotte", "Amelia", "Sophie", "Grace", "Hannah", "Lucy", "Emily",
-        "Zoë", "Margaret", "Eleanor", "Ruth", "Abigail", "Evelyn", "Claire", "Rebecca", "Alice",
-        "Megan", "Joan",
+        "Emma",
+        "Olivia",
+        "Charlotte",
+        "Amelia",
+        "Sophie",
+        "Grace",
+        "Hannah",
+        "Lucy",
+        "Emily",
+        "Zoë",
+        "Margaret",
+        "Eleanor",
+        "Ruth",
+        "Abigail",
+        "Evelyn",
+        "Claire",
+        "Rebecca",
+        "Alice",
+        "Megan",
+        "Joan",
     ],
     male: &[
         "James", "Oliver", "William", "Thomas", "George", "Henry", "Jack", "Samuel", "Daniel",
@@ -30,57 +47,168 @@ const ENGLISH: Culture = Culture {
         "Joseph", "Ethan", "Nathan",
     ],
     surnames: &[
-        "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies",
-        "Robinson", "Wright", "Thompson", "Evans", "Walker", "White", "Roberts", "Green", "Hall",
-        "Wood", "Jackson", "Clarke", "Harrison", "Cooper", "Turner", "Hughes", "Smith Jones",
-        "Ashby-Cole", "Parker-Hale", "Fenwick Moore",
+        "Smith",
+        "Jones",
+        "Taylor",
+        "Brown",
+        "Williams",
+        "Wilson",
+        "Johnson",
+        "Davies",
+        "Robinson",
+        "Wright",
+        "Thompson",
+        "Evans",
+        "Walker",
+        "White",
+        "Roberts",
+        "Green",
+        "Hall",
+        "Wood",
+        "Jackson",
+        "Clarke",
+        "Harrison",
+        "Cooper",
+        "Turner",
+        "Hughes",
+        "Smith Jones",
+        "Ashby-Cole",
+        "Parker-Hale",
+        "Fenwick Moore",
     ],
     two_surnames: false,
 };
 
 const SPANISH: Culture = Culture {
     female: &[
-        "María", "Lucía", "Sofía", "Valentina", "Carmen", "Isabel", "Ana", "Elena", "Paula",
-        "Ximena", "Inés", "Mónica", "Beatriz", "Rocío", "Pilar", "Begoña",
+        "María",
+        "Lucía",
+        "Sofía",
+        "Valentina",
+        "Carmen",
+        "Isabel",
+        "Ana",
+        "Elena",
+        "Paula",
+        "Ximena",
+        "Inés",
+        "Mónica",
+        "Beatriz",
+        "Rocío",
+        "Pilar",
+        "Begoña",
     ],
     male: &[
         "José", "Juan", "Carlos", "Javier", "Andrés", "Álvaro", "Diego", "Luis", "Miguel",
         "Sergio", "Raúl", "Jesús", "Martín", "Tomás", "Iván", "Joaquín",
     ],
     surnames: &[
-        "García", "Rodríguez", "Martínez", "López", "Hernández", "González", "Pérez", "Sánchez",
-        "Ramírez", "Torres", "Núñez", "Jiménez", "Álvarez", "Muñoz", "Romero", "Díaz",
-        "Vázquez", "Castillo", "Ortiz", "Gutiérrez", "Peña", "Ibáñez",
+        "García",
+        "Rodríguez",
+        "Martínez",
+        "López",
+        "Hernández",
+        "González",
+        "Pérez",
+        "Sánchez",
+        "Ramírez",
+        "Torres",
+        "Núñez",
+        "Jiménez",
+        "Álvarez",
+        "Muñoz",
+        "Romero",
+        "Díaz",
+        "Vázquez",
+        "Castillo",
+        "Ortiz",
+        "Gutiérrez",
+        "Peña",
+        "Ibáñez",
     ],
     two_surnames: true,
 };
 
 const PORTUGUESE: Culture = Culture {
     female: &[
-        "Ana", "Beatriz", "Mariana", "Joana", "Leonor", "Inês", "Conceição", "Luísa", "Fátima",
+        "Ana",
+        "Beatriz",
+        "Mariana",
+        "Joana",
+        "Leonor",
+        "Inês",
+        "Conceição",
+        "Luísa",
+        "Fátima",
     ],
     male: &[
-        "João", "António", "Gonçalo", "Sebastião", "Tomé", "Luís", "Rui", "Vicente", "Simão",
+        "João",
+        "António",
+        "Gonçalo",
+        "Sebastião",
+        "Tomé",
+        "Luís",
+        "Rui",
+        "Vicente",
+        "Simão",
     ],
     surnames: &[
-        "Gonçalves", "Magalhães", "Araújo", "Simões", "Guimarães", "Fernandes", "Loureiro",
-        "Brandão", "Assunção", "Lopes",
+        "Gonçalves",
+        "Magalhães",
+        "Araújo",
+        "Simões",
+        "Guimarães",
+        "Fernandes",
+        "Loureiro",
+        "Brandão",
+        "Assunção",
+        "Lopes",
     ],
     two_surnames: false,
 };
 
 const FRENCH: Culture = Culture {
     female: &[
-        "Chloé", "Léa", "Amélie", "Hélène", "Élodie", "Céline", "Maëlle", "Noémie", "Françoise",
-        "Mélanie", "Anaïs",
+        "Chloé",
+        "Léa",
+        "Amélie",
+        "Hélène",
+        "Élodie",
+        "Céline",
+        "Maëlle",
+        "Noémie",
+        "Françoise",
+        "Mélanie",
+        "Anaïs",
     ],
     male: &[
-        "François", "Jérôme", "Théo", "Hervé", "Rémi", "Benoît", "Loïc", "Gaël", "Stéphane",
-        "Étienne", "Noël",
+        "François",
+        "Jérôme",
+        "Théo",
+        "Hervé",
+        "Rémi",
+        "Benoît",
+        "Loïc",
+        "Gaël",
+        "Stéphane",
+        "Étienne",
+        "Noël",
     ],
     surnames: &[
-        "Lefèvre", "Dubois", "Moreau", "Girard", "Fontaine", "Bérenger", "Lemaître",
-        "Chevalier", "Bonnet", "Mercier", "Faure", "Rousseau", "Lévêque", "Duchêne",
+        "Lefèvre",
+        "Dubois",
+        "Moreau",
+        "Girard",
+        "Fontaine",
+        "Bérenger",
+        "Lemaître",
+        "Chevalier",
+        "Bonnet",
+        "Mercier",
+        "Faure",
+        "Rousseau",
+        "Lévêque",
+        "Duchêne",
         "de la Croix",
     ],
     two_surnames: false,
@@ -88,16 +216,45 @@ const FRENCH: Culture = Culture {
 
 const GERMAN: Culture = Culture {
     female: &[
-        "Jana", "Lena", "Käthe", "Anneliese", "Birgit", "Sabine", "Ursula", "Gisela", "Hannelore",
+        "Jana",
+        "Lena",
+        "Käthe",
+        "Anneliese",
+        "Birgit",
+        "Sabine",
+        "Ursula",
+        "Gisela",
+        "Hannelore",
         "Mia",
     ],
     male: &[
-        "Lukas", "Maximilian", "Jörg", "Günter", "Stefan", "Matthias", "Tobias", "Jürgen", "Klaus",
+        "Lukas",
+        "Maximilian",
+        "Jörg",
+        "Günter",
+        "Stefan",
+        "Matthias",
+        "Tobias",
+        "Jürgen",
+        "Klaus",
         "Jonas",
     ],
     surnames: &[
-        "Müller", "Schäfer", "Schröder", "Köhler", "Weiß", "Hoffmann", "Krüger", "Becker",
-        "Fischer", "Wagner", "Böhm", "Günther", "Schmidt-Weber", "Groß", "von Thaden",
+        "Müller",
+        "Schäfer",
+        "Schröder",
+        "Köhler",
+        "Weiß",
+        "Hoffmann",
+        "Krüger",
+        "Becker",
+        "Fischer",
+        "Wagner",
+        "Böhm",
+        "Günther",
+        "Schmidt-Weber",
+        "Groß",
+        "von Thaden",
     ],
     two_surnames: false,
 };
@@ -110,24 +267,50 @@ const NORDIC: Culture = Culture {
         "Søren", "Björn", "Lars", "Mikkel", "Anders", "Øystein", "Nils", "Jørgen", "Håkon",
     ],
     surnames: &[
-        "Jørgensen", "Sørensen", "Nørgaard", "Lindqvist", "Bergström", "Håkansson",
-        "Østergaard", "Karlsson", "Nyström", "Åberg",
+        "Jørgensen",
+        "Sørensen",
+        "Nørgaard",
+        "Lindqvist",
+        "Bergström",
+        "Håkansson",
+        "Østergaard",
+        "Karlsson",
+        "Nyström",
+        "Åberg",
     ],
     two_surnames: false,
 };
 
 const IRISH: Culture = Culture {
     female: &[
-        "Siobhán", "Aoife", "Niamh", "Saoirse", "Róisín", "Caoimhe", "Orla", "Aisling",
-        "Eimear", "Clíodhna",
+        "Siobhán",
+        "Aoife",
+        "Niamh",
+        "Saoirse",
+        "Róisín",
+        "Caoimhe",
+        "Orla",
+        "Aisling",
+        "Eimear",
+        "Clíodhna",
     ],
     male: &[
-        "Seán", "Pádraig", "Ciarán", "Oisín", "Cathal", "Eoin", "Dónal", "Liam", "Conor",
-        "Ruairí",
+        "Seán", "Pádraig", "Ciarán", "Oisín", "Cathal", "Eoin", "Dónal", "Liam", "Conor", "Ruairí",
     ],
     surnames: &[
-        "O'Brien", "Murphy", "Kelly", "O'Sullivan", "Walsh", "McCarthy", "Ó Briain", "Byrne",
-        "Ryan", "Doyle", "O'Connor", "Fitzgerald", "Mac Giolla",
+        "O'Brien",
+        "Murphy",
+        "Kelly",
+        "O'Sullivan",
+        "Walsh",
+        "McCarthy",
+        "Ó Briain",
+        "Byrne",
+        "Ryan",
+        "Doyle",
+        "O'Connor",
+        "Fitzgerald",
+        "Mac Giolla",
     ],
     two_surnames: false,
 };
@@ -140,15 +323,18 @@ const VIETNAMESE: Culture = Culture {
         "Minh", "Tuấn", "Dũng", "Hùng", "Quang", "Đức", "Long", "Khánh", "Bảo", "Phúc",
     ],
     surnames: &[
-        "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi",
-        "Đỗ",
+        "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ",
     ],
     two_surnames: false,
 };
 
 const CHINESE: Culture = Culture {
-    female: &["Mei", "Jing", "Xin", "Yan", "Hui", "Fang", "Ling", "Qian", "Xiùlán"],
-    male: &["Wei", "Jun", "Hao", "Lei", "Ming", "Tao", "Jian", "Zhiwei", "Chén"],
+    female: &[
+        "Mei", "Jing", "Xin", "Yan", "Hui", "Fang", "Ling", "Qian", "Xiùlán",
+    ],
+    male: &[
+        "Wei", "Jun", "Hao", "Lei", "Ming", "Tao", "Jian", "Zhiwei", "Chén",
+    ],
     surnames: &[
         "Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Lü",
     ],
@@ -165,17 +351,28 @@ const SOUTH_ASIAN: Culture = Culture {
         "Gurdeep",
     ],
     surnames: &[
-        "Patel", "Sharma", "Singh", "Kumar", "Gupta", "Iyer", "Reddy", "Khan", "Chaudhry",
-        "Nair", "Banerjee", "Menon",
+        "Patel", "Sharma", "Singh", "Kumar", "Gupta", "Iyer", "Reddy", "Khan", "Chaudhry", "Nair",
+        "Banerjee", "Menon",
     ],
     two_surnames: false,
 };
 
 const ARABIC: Culture = Culture {
-    female: &["Fatima", "Layla", "Noor", "Amira", "Yasmin", "Huda", "Mariam", "Rania"],
-    male: &["Mohammed", "Ahmed", "Omar", "Youssef", "Khalid", "Hassan", "Karim", "Tariq"],
+    female: &[
+        "Fatima", "Layla", "Noor", "Amira", "Yasmin", "Huda", "Mariam", "Rania",
+    ],
+    male: &[
+        "Mohammed", "Ahmed", "Omar", "Youssef", "Khalid", "Hassan", "Karim", "Tariq",
+    ],
     surnames: &[
-        "Al-Sayed", "Haddad", "Khoury", "Nasser", "Mansour", "Al-Hashimi", "Saleh", "Aziz",
+        "Al-Sayed",
+        "Haddad",
+        "Khoury",
+        "Nasser",
+        "Mansour",
+        "Al-Hashimi",
+        "Saleh",
+        "Aziz",
         "Hamdan",
     ],
     two_surnames: false,
@@ -186,20 +383,58 @@ const WEST_AFRICAN: Culture = Culture {
         "Adaeze", "Chiamaka", "Folake", "Ngozi", "Abimbola", "Yetunde", "Amara", "Efua",
     ],
     male: &[
-        "Chinedu", "Oluwaseun", "Emeka", "Tunde", "Kwame", "Kofi", "Obinna", "Babajide",
+        "Chinedu",
+        "Oluwaseun",
+        "Emeka",
+        "Tunde",
+        "Kwame",
+        "Kofi",
+        "Obinna",
+        "Babajide",
     ],
     surnames: &[
-        "Okafor", "Adeyemi", "Okonkwo", "Balogun", "Mensah", "Asante", "Eze", "Nwosu",
-        "Adébáyọ̀", "Owusu",
+        "Okafor",
+        "Adeyemi",
+        "Okonkwo",
+        "Balogun",
+        "Mensah",
+        "Asante",
+        "Eze",
+        "Nwosu",
+        "Adébáyọ̀",
+        "Owusu",
     ],
     two_surnames: false,
 };
 
 const POLISH: Culture = Culture {
-    female: &["Małgorzata", "Agnieszka", "Zofia", "Katarzyna", "Joanna", "Dorota", "Bożena"],
-    male: &["Łukasz", "Paweł", "Wojciech", "Krzysztof", "Michał", "Jakub", "Tomasz"],
+    female: &[
+        "Małgorzata",
+        "Agnieszka",
+        "Zofia",
+        "Katarzyna",
+        "Joanna",
+        "Dorota",
+        "Bożena",
+    ],
+    male: &[
+        "Łukasz",
+        "Paweł",
+        "Wojciech",
+        "Krzysztof",
+        "Michał",
+        "Jakub",
+        "Tomasz",
+    ],
     surnames: &[
-        "Nowak", "Wójcik", "Kaczmarek", "Mazur", "Krawczyk", "Zając", "Król", "Wieczorek",
+        "Nowak",
+        "Wójcik",
+        "Kaczmarek",
+        "Mazur",
+        "Krawczyk",
+        "Zając",
+        "Król",
+        "Wieczorek",
     ],
     two_surnames: false,
 };
@@ -207,7 +442,9 @@ const POLISH: Culture = Culture {
 const TURKISH: Culture = Culture {
     female: &["Ayşe", "Elif", "Zeynep", "Gülşen", "Şule", "Merve"],
     male: &["Mehmet", "Emre", "Çağrı", "Oğuz", "Barış", "Ömer"],
-    surnames: &["Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Öztürk", "Aydın"],
+    surnames: &[
+        "Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Öztürk", "Aydın",
+    ],
     two_surnames: false,
 };
 
@@ -215,7 +452,14 @@ const JAPANESE: Culture = Culture {
     female: &["Yuki", "Haruka", "Aiko", "Emi", "Sakura", "Yōko"],
     male: &["Haruto", "Kenji", "Takeshi", "Hiroshi", "Sōta", "Ren"],
     surnames: &[
-        "Satō", "Suzuki", "Takahashi", "Tanaka", "Watanabe", "Itō", "Yamamoto", "Kōno",
+        "Satō",
+        "Suzuki",
+        "Takahashi",
+        "Tanaka",
+        "Watanabe",
+        "Itō",
+        "Yamamoto",
+        "Kōno",
     ],
     two_surnames: false,
 };
@@ -316,9 +560,30 @@ pub(crate) fn join_surnames(rng: &mut SynthRng, first: &str, second: &str) -> St
 }
 
 const STREETS: &[&str] = &[
-    "Linden", "Maple", "Juniper", "Alder", "Birchwood", "Foxglove", "Heron", "Kestrel",
-    "Orchard", "Willowbank", "Quarry", "Meadow", "Chestnut", "Sycamore", "Larch", "Rowan",
-    "Bramble", "Hawthorn", "Thistle", "Clover", "Millrace", "Tannery", "Ropewalk", "Cobbler's",
+    "Linden",
+    "Maple",
+    "Juniper",
+    "Alder",
+    "Birchwood",
+    "Foxglove",
+    "Heron",
+    "Kestrel",
+    "Orchard",
+    "Willowbank",
+    "Quarry",
+    "Meadow",
+    "Chestnut",
+    "Sycamore",
+    "Larch",
+    "Rowan",
+    "Bramble",
+    "Hawthorn",
+    "Thistle",
+    "Clover",
+    "Millrace",
+    "Tannery",
+    "Ropewalk",
+    "Cobbler's",
 ];
 const STREET_KINDS: &[&str] = &[
     "Street", "Avenue", "Road", "Lane", "Close", "Drive", "Court", "Way", "Terrace", "Place",
@@ -337,6 +602,7 @@ pub(crate) const TOWNS: &[(&str, &str)] = &[
 ];
 
 /// A home address as FHIR Address JSON fields.
+#[derive(Debug)]
 pub(crate) struct Address {
     pub line: String,
     pub city: &'static str,
@@ -350,7 +616,11 @@ pub(crate) fn address(rng: &mut SynthRng) -> Address {
     let kind = random::pick(rng, STREET_KINDS);
     let mut line = format!("{number} {street} {kind}");
     if random::chance(rng, 0.15) {
-        line = format!("Apt {}{}, {line}", random::between(rng, 1, 12), *random::pick(rng, &["A", "B", "C"]));
+        line = format!(
+            "Apt {}{}, {line}",
+            random::between(rng, 1, 12),
+            *random::pick(rng, &["A", "B", "C"])
+        );
     }
     Address {
         line,
@@ -362,7 +632,10 @@ pub(crate) fn address(rng: &mut SynthRng) -> Address {
 /// A telephone number in the 555-0100..555-0199 range that North American numbering keeps
 /// free for fiction, so a demo number can never ring a real person.
 pub(crate) fn phone(rng: &mut SynthRng) -> String {
-    let area = random::pick(rng, &["201", "312", "415", "503", "617", "720", "802", "919"]);
+    let area = random::pick(
+        rng,
+        &["201", "312", "415", "503", "617", "720", "802", "919"],
+    );
     format!("({area}) 555-01{:02}", random::between(rng, 0, 99))
 }
 
@@ -426,7 +699,12 @@ mod tests {
     #[test]
     fn every_listed_name_folds_to_a_usable_email_part() {
         for (culture, _) in CULTURES {
-            for name in culture.female.iter().chain(culture.male).chain(culture.surnames) {
+            for name in culture
+                .female
+                .iter()
+                .chain(culture.male)
+                .chain(culture.surnames)
+            {
                 let folded = ascii_fold(name);
                 assert!(folded.len() >= 2, "{name:?} folds to {folded:?}");
             }

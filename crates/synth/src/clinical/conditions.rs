@@ -7,11 +7,11 @@
 //! (category `problem-list-item`); acute problems found at a visit are encounter diagnoses
 //! that resolve.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{add_days, Story};
+use super::{add_days, Occasion, Story};
 use crate::codes::{self, Code};
 use crate::fhir::{self, Transaction};
 use crate::names::Sex;
@@ -25,7 +25,7 @@ pub(crate) enum Chronic {
     Hyperlipidemia,
     Asthma,
     Copd,
-    ChronicKidneyDisease,
+    KidneyDisease,
     AtrialFibrillation,
     HeartFailure,
     Depression,
@@ -43,7 +43,7 @@ impl Chronic {
         Chronic::Hyperlipidemia,
         Chronic::Asthma,
         Chronic::Copd,
-        Chronic::ChronicKidneyDisease,
+        Chronic::KidneyDisease,
         Chronic::AtrialFibrillation,
         Chronic::HeartFailure,
         Chronic::Depression,
@@ -60,7 +60,7 @@ impl Chronic {
             Chronic::Hyperlipidemia => codes::HYPERLIPIDEMIA,
             Chronic::Asthma => codes::ASTHMA,
             Chronic::Copd => codes::COPD,
-            Chronic::ChronicKidneyDisease => codes::CHRONIC_KIDNEY_DISEASE,
+            Chronic::KidneyDisease => codes::CHRONIC_KIDNEY_DISEASE,
             Chronic::AtrialFibrillation => codes::ATRIAL_FIBRILLATION,
             Chronic::HeartFailure => codes::HEART_FAILURE,
             Chronic::Depression => codes::DEPRESSION,
@@ -79,7 +79,7 @@ impl Chronic {
             Chronic::Hyperlipidemia => "hyperlipidaemia",
             Chronic::Asthma => "asthma",
             Chronic::Copd => "COPD",
-            Chronic::ChronicKidneyDisease => "chronic kidney disease",
+            Chronic::KidneyDisease => "chronic kidney disease",
             Chronic::AtrialFibrillation => "atrial fibrillation",
             Chronic::HeartFailure => "heart failure",
             Chronic::Depression => "depression",
@@ -96,7 +96,7 @@ impl Chronic {
             Chronic::Anxiety | Chronic::Depression => 13,
             Chronic::Obesity | Chronic::Hypothyroidism => 18,
             Chronic::Hypertension | Chronic::Diabetes | Chronic::Hyperlipidemia => 25,
-            Chronic::ChronicKidneyDisease | Chronic::Osteoarthritis => 40,
+            Chronic::KidneyDisease | Chronic::Osteoarthritis => 40,
             Chronic::Copd | Chronic::AtrialFibrillation | Chronic::HeartFailure => 45,
         }
     }
@@ -108,14 +108,12 @@ impl Chronic {
         let bool_weight = |condition: bool, weight: f64| if condition { weight } else { 0.0 };
         let p = match self {
             Chronic::Obesity => bool_weight(risk.bmi >= 30.0, 0.75),
-            Chronic::Hypertension => {
-                0.02 + over(30.0, 0.011) + bool_weight(risk.bmi >= 30.0, 0.1)
-            }
+            Chronic::Hypertension => 0.02 + over(30.0, 0.011) + bool_weight(risk.bmi >= 30.0, 0.1),
             Chronic::Diabetes => over(30.0, 0.004) + bool_weight(risk.bmi >= 30.0, 0.1),
             Chronic::Hyperlipidemia => over(35.0, 0.009) + bool_weight(has(Chronic::Diabetes), 0.2),
             Chronic::Asthma => 0.08,
             Chronic::Copd => over(45.0, 0.003),
-            Chronic::ChronicKidneyDisease => {
+            Chronic::KidneyDisease => {
                 over(45.0, 0.004)
                     + bool_weight(has(Chronic::Diabetes), 0.12)
                     + bool_weight(has(Chronic::Hypertension), 0.06)
@@ -126,8 +124,20 @@ impl Chronic {
                     + bool_weight(has(Chronic::AtrialFibrillation), 0.1)
                     + bool_weight(has(Chronic::Hypertension), 0.03)
             }
-            Chronic::Depression => if risk.age >= 18 { 0.09 } else { 0.04 },
-            Chronic::Anxiety => if risk.age >= 18 { 0.07 } else { 0.05 },
+            Chronic::Depression => {
+                if risk.age >= 18 {
+                    0.09
+                } else {
+                    0.04
+                }
+            }
+            Chronic::Anxiety => {
+                if risk.age >= 18 {
+                    0.07
+                } else {
+                    0.05
+                }
+            }
             Chronic::Osteoarthritis => over(45.0, 0.012),
             Chronic::Hypothyroidism => match risk.sex {
                 Sex::Female => 0.06 * (age / 50.0).min(1.0),
@@ -208,12 +218,10 @@ pub(super) fn write_acute(
     transaction: &mut Transaction,
     id: Uuid,
     code: Code,
-    diagnosed: NaiveDateTime,
+    diagnosed: Occasion,
     resolves_after_days: i64,
-    encounter: Uuid,
-    recorder: &Value,
 ) {
-    let abatement = add_days(diagnosed.date(), resolves_after_days);
+    let abatement = add_days(diagnosed.at.date(), resolves_after_days);
     let resolved = abatement < story.today();
     let mut body = json!({
         "clinicalStatus": fhir::category(if resolved { codes::RESOLVED } else { codes::ACTIVE }),
@@ -221,10 +229,10 @@ pub(super) fn write_acute(
         "category": [fhir::category(codes::ENCOUNTER_DIAGNOSIS)],
         "code": fhir::concept(code),
         "subject": story.subject(),
-        "encounter": fhir::local_reference(encounter),
-        "onsetDateTime": fhir::instant(diagnosed),
-        "recordedDate": fhir::instant(diagnosed),
-        "recorder": recorder,
+        "encounter": fhir::local_reference(diagnosed.encounter),
+        "onsetDateTime": fhir::instant(diagnosed.at),
+        "recordedDate": fhir::instant(diagnosed.at),
+        "recorder": diagnosed.by,
     });
     if resolved {
         body["abatementDateTime"] = Value::from(fhir::date(abatement));

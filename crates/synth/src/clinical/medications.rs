@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::conditions::Chronic;
-use super::{add_days, at, random_day, Story};
+use super::{add_days, at, random_day, Occasion, Story};
 use crate::codes::{self, Code};
 use crate::fhir::{self, Transaction};
 use crate::random::{self, SynthRng};
@@ -32,6 +32,17 @@ pub(crate) struct Drug {
     pub supply_days: i64,
 }
 
+impl Drug {
+    /// What one fill contains, as a UCUM quantity.
+    fn fill(&self) -> Value {
+        fhir::quantity(
+            Value::from(self.fill_quantity),
+            self.fill_unit,
+            self.fill_ucum,
+        )
+    }
+}
+
 const fn tablets(code: Code, instruction: &'static str, per_day: u32, supply_days: i64) -> Drug {
     Drug {
         code,
@@ -45,10 +56,24 @@ const fn tablets(code: Code, instruction: &'static str, per_day: u32, supply_day
     }
 }
 
-pub(crate) const LISINOPRIL: Drug = tablets(codes::LISINOPRIL_10, "Take 1 tablet by mouth once daily.", 1, 90);
-pub(crate) const AMLODIPINE: Drug = tablets(codes::AMLODIPINE_5, "Take 1 tablet by mouth once daily.", 1, 90);
-pub(crate) const HYDROCHLOROTHIAZIDE: Drug =
-    tablets(codes::HYDROCHLOROTHIAZIDE_25, "Take 1 tablet by mouth every morning.", 1, 90);
+pub(crate) const LISINOPRIL: Drug = tablets(
+    codes::LISINOPRIL_10,
+    "Take 1 tablet by mouth once daily.",
+    1,
+    90,
+);
+pub(crate) const AMLODIPINE: Drug = tablets(
+    codes::AMLODIPINE_5,
+    "Take 1 tablet by mouth once daily.",
+    1,
+    90,
+);
+pub(crate) const HYDROCHLOROTHIAZIDE: Drug = tablets(
+    codes::HYDROCHLOROTHIAZIDE_25,
+    "Take 1 tablet by mouth every morning.",
+    1,
+    90,
+);
 pub(crate) const METFORMIN: Drug = tablets(
     codes::METFORMIN_ER_500,
     "Take 1 tablet by mouth once daily with the evening meal.",
@@ -57,7 +82,8 @@ pub(crate) const METFORMIN: Drug = tablets(
 );
 pub(crate) const INSULIN: Drug = Drug {
     code: codes::INSULIN_70_30,
-    instruction: "Inject 16 units under the skin twice daily, before breakfast and before the evening meal.",
+    instruction:
+        "Inject 16 units under the skin twice daily, before breakfast and before the evening meal.",
     per_day: Some(2),
     route: codes::SUBCUTANEOUS_ROUTE,
     fill_quantity: 10,
@@ -65,10 +91,18 @@ pub(crate) const INSULIN: Drug = Drug {
     fill_ucum: "mL",
     supply_days: 30,
 };
-pub(crate) const ATORVASTATIN: Drug =
-    tablets(codes::ATORVASTATIN_80, "Take 1 tablet by mouth once daily at bedtime.", 1, 90);
-pub(crate) const SIMVASTATIN: Drug =
-    tablets(codes::SIMVASTATIN_10, "Take 1 tablet by mouth once daily at bedtime.", 1, 90);
+pub(crate) const ATORVASTATIN: Drug = tablets(
+    codes::ATORVASTATIN_80,
+    "Take 1 tablet by mouth once daily at bedtime.",
+    1,
+    90,
+);
+pub(crate) const SIMVASTATIN: Drug = tablets(
+    codes::SIMVASTATIN_10,
+    "Take 1 tablet by mouth once daily at bedtime.",
+    1,
+    90,
+);
 pub(crate) const ALBUTEROL: Drug = Drug {
     code: codes::ALBUTEROL_INHALER,
     instruction: "Inhale 2 puffs every 4 to 6 hours as needed for wheeze or breathlessness.",
@@ -95,10 +129,30 @@ pub(crate) const WARFARIN: Drug = tablets(
     1,
     30,
 );
-pub(crate) const APIXABAN: Drug = tablets(codes::APIXABAN_5, "Take 1 tablet by mouth twice daily.", 2, 30);
-pub(crate) const METOPROLOL: Drug = tablets(codes::METOPROLOL_ER_100, "Take 1 tablet by mouth once daily.", 1, 90);
-pub(crate) const FUROSEMIDE: Drug = tablets(codes::FUROSEMIDE_40, "Take 1 tablet by mouth every morning.", 1, 90);
-pub(crate) const SERTRALINE: Drug = tablets(codes::SERTRALINE_100, "Take 1 tablet by mouth once daily.", 1, 30);
+pub(crate) const APIXABAN: Drug = tablets(
+    codes::APIXABAN_5,
+    "Take 1 tablet by mouth twice daily.",
+    2,
+    90,
+);
+pub(crate) const METOPROLOL: Drug = tablets(
+    codes::METOPROLOL_ER_100,
+    "Take 1 tablet by mouth once daily.",
+    1,
+    90,
+);
+pub(crate) const FUROSEMIDE: Drug = tablets(
+    codes::FUROSEMIDE_40,
+    "Take 1 tablet by mouth every morning.",
+    1,
+    90,
+);
+pub(crate) const SERTRALINE: Drug = tablets(
+    codes::SERTRALINE_100,
+    "Take 1 tablet by mouth once daily.",
+    1,
+    90,
+);
 pub(crate) const LEVOTHYROXINE: Drug = tablets(
     codes::LEVOTHYROXINE_75_MCG,
     "Take 1 tablet by mouth every morning on an empty stomach.",
@@ -148,21 +202,37 @@ pub(crate) struct Course {
     overdue_by: Option<i64>,
 }
 
+impl Course {
+    /// Days since the last fill ran out, for a patient who stopped collecting.
+    pub(crate) fn overdue_by(&self) -> Option<i64> {
+        self.overdue_by
+    }
+}
+
 /// Prescriptions run for a year before they must be renewed.
 const PRESCRIPTION_VALIDITY_DAYS: i64 = 365;
+
+/// Dispensing history kept: a year is enough to see adherence and to compute when the last
+/// fill runs out, and keeps monthly-dispensed patients from drowning in MedicationDispense.
+const DISPENSE_HISTORY_DAYS: i64 = 365;
 
 pub(super) fn plan(rng: &mut SynthRng, story: &Story) -> Vec<Course> {
     let today = story.today();
     let mut plan = CoursePlan {
         courses: Vec::new(),
-        lapse_chance: if story.body.adherent { 0.04 } else { 0.6 },
+        lapse_chance: if story.body.adherent { 0.02 } else { 0.5 },
     };
     for condition in &story.chronic {
         let reason = condition.id;
-        let start = random_day(rng, condition.onset, add_days(condition.onset, 42)).min(add_days(today, -1));
+        let start = random_day(rng, condition.onset, add_days(condition.onset, 42))
+            .min(add_days(today, -1));
         // A day inside the story window, at least two months into the course, for switches.
         let switch_day = |rng: &mut SynthRng| {
-            let day = random_day(rng, story.window_start.max(add_days(start, 60)), add_days(today, -14));
+            let day = random_day(
+                rng,
+                story.window_start.max(add_days(start, 60)),
+                add_days(today, -14),
+            );
             (day > add_days(start, 30) && day < today).then_some(day)
         };
         match condition.kind {
@@ -173,7 +243,13 @@ pub(super) fn plan(rng: &mut SynthRng, story: &Story) -> Vec<Course> {
                     // Some patients are switched because of ankle swelling, a common
                     // amlodipine side effect; the switch shows as a stopped prescription.
                     if let (Some(day), true) = (switch_day(rng), random::chance(rng, 0.3)) {
-                        plan.switch(rng, first, day, "Ankle swelling; switched to lisinopril.", &LISINOPRIL);
+                        plan.switch(
+                            rng,
+                            first,
+                            day,
+                            "Ankle swelling; switched to lisinopril.",
+                            &LISINOPRIL,
+                        );
                     }
                 }
                 if random::chance(rng, 0.25) {
@@ -203,11 +279,15 @@ pub(super) fn plan(rng: &mut SynthRng, story: &Story) -> Vec<Course> {
                     plan.start(rng, &FLUTICASONE, reason, start);
                 }
             }
-            Chronic::ChronicKidneyDisease => {
+            Chronic::KidneyDisease => {
                 plan.start(rng, &LISINOPRIL, reason, start);
             }
             Chronic::AtrialFibrillation => {
-                let anticoagulant = if random::chance(rng, 0.4) { &WARFARIN } else { &APIXABAN };
+                let anticoagulant = if random::chance(rng, 0.4) {
+                    &WARFARIN
+                } else {
+                    &APIXABAN
+                };
                 plan.start(rng, anticoagulant, reason, start);
                 if random::chance(rng, 0.8) {
                     plan.start(rng, &METOPROLOL, reason, start);
@@ -219,7 +299,11 @@ pub(super) fn plan(rng: &mut SynthRng, story: &Story) -> Vec<Course> {
                 plan.start(rng, &LISINOPRIL, reason, start);
             }
             Chronic::Depression | Chronic::Anxiety => {
-                let p = if condition.kind == Chronic::Depression { 0.75 } else { 0.4 };
+                let p = if condition.kind == Chronic::Depression {
+                    0.75
+                } else {
+                    0.4
+                };
                 if random::chance(rng, p) {
                     if let Some(index) = plan.start(rng, &SERTRALINE, reason, start) {
                         // Antidepressants are often stopped after months in remission.
@@ -237,7 +321,7 @@ pub(super) fn plan(rng: &mut SynthRng, story: &Story) -> Vec<Course> {
             }
             Chronic::Osteoarthritis => {
                 let fragile_kidneys =
-                    story.had(Chronic::ChronicKidneyDisease, today) || story.age_today() >= 75;
+                    story.had(Chronic::KidneyDisease, today) || story.age_today() >= 75;
                 if !fragile_kidneys && random::chance(rng, 0.3) {
                     plan.start(rng, &NAPROXEN, reason, start);
                 } else if random::chance(rng, 0.6) {
@@ -259,11 +343,22 @@ struct CoursePlan {
 impl CoursePlan {
     /// Starts a course unless the drug is already prescribed (lisinopril serves both
     /// hypertension and CKD); returns its index.
-    fn start(&mut self, rng: &mut SynthRng, drug: &'static Drug, reason: Uuid, start: NaiveDate) -> Option<usize> {
-        if self.courses.iter().any(|course| course.drug.code == drug.code) {
+    fn start(
+        &mut self,
+        rng: &mut SynthRng,
+        drug: &'static Drug,
+        reason: Uuid,
+        start: NaiveDate,
+    ) -> Option<usize> {
+        if self
+            .courses
+            .iter()
+            .any(|course| course.drug.code == drug.code)
+        {
             return None;
         }
-        let overdue_by = random::chance(rng, self.lapse_chance).then(|| random::between(rng, 1, 45));
+        let overdue_by =
+            random::chance(rng, self.lapse_chance).then(|| random::between(rng, 1, 45));
         self.courses.push(Course {
             drug,
             reason,
@@ -276,7 +371,14 @@ impl CoursePlan {
     }
 
     /// Stops course `index` on `day` and starts `replacement` for the same condition.
-    fn switch(&mut self, rng: &mut SynthRng, index: usize, day: NaiveDate, why: &'static str, replacement: &'static Drug) {
+    fn switch(
+        &mut self,
+        rng: &mut SynthRng,
+        index: usize,
+        day: NaiveDate,
+        why: &'static str,
+        replacement: &'static Drug,
+    ) {
         let reason = self.courses[index].reason;
         let course = &mut self.courses[index];
         course.stop = Some(day);
@@ -295,15 +397,21 @@ fn medication_request(
     reason: Option<Uuid>,
     requester: &Value,
 ) -> Value {
-    let mut dosage = json!({ "sequence": 1, "text": drug.instruction, "route": fhir::concept(drug.route) });
+    let mut dosage =
+        json!({ "sequence": 1, "text": drug.instruction, "route": fhir::concept(drug.route) });
     match drug.per_day {
         Some(frequency) => {
-            dosage["timing"] = json!({ "repeat": { "frequency": frequency, "period": 1, "periodUnit": "d" } });
+            dosage["timing"] =
+                json!({ "repeat": { "frequency": frequency, "period": 1, "periodUnit": "d" } });
         }
         None => dosage["asNeededBoolean"] = Value::from(true),
     }
     // A one-off prescription must be collected within a month; repeats run for a year.
-    let validity_days = if repeats == 0 { 30 } else { PRESCRIPTION_VALIDITY_DAYS };
+    let validity_days = if repeats == 0 {
+        30
+    } else {
+        PRESCRIPTION_VALIDITY_DAYS
+    };
     let validity_end = add_days(authored, validity_days);
     let mut body = json!({
         "status": status,
@@ -316,7 +424,7 @@ fn medication_request(
         "dispenseRequest": {
             "validityPeriod": { "start": fhir::date(authored), "end": fhir::date(validity_end) },
             "numberOfRepeatsAllowed": repeats,
-            "quantity": fhir::quantity(Value::from(drug.fill_quantity), drug.fill_unit, drug.fill_ucum),
+            "quantity": drug.fill(),
             "expectedSupplyDuration": fhir::days_quantity(drug.supply_days),
         },
     });
@@ -341,7 +449,7 @@ fn medication_dispense(
         "subject": story.subject(),
         "performer": [{ "actor": pharmacist }],
         "authorizingPrescription": [fhir::local_reference(prescription)],
-        "quantity": fhir::quantity(Value::from(drug.fill_quantity), drug.fill_unit, drug.fill_ucum),
+        "quantity": drug.fill(),
         "daysSupply": fhir::days_quantity(drug.supply_days),
         "whenPrepared": fhir::instant(super::add_minutes(handed_over, -45)),
         "whenHandedOver": fhir::instant(handed_over),
@@ -376,7 +484,15 @@ pub(super) fn write_courses(rng: &mut SynthRng, story: &Story, transaction: &mut
                 (true, None) => "active",
                 (true, Some(_)) => "stopped",
             };
-            let mut body = medication_request(story, drug, status, *authored, repeats, Some(course.reason), &requester);
+            let mut body = medication_request(
+                story,
+                drug,
+                status,
+                *authored,
+                repeats,
+                Some(course.reason),
+                &requester,
+            );
             if let (true, Some(reason)) = (status == "stopped", course.stop_reason) {
                 body["statusReason"] = json!({ "text": reason });
             }
@@ -384,13 +500,13 @@ pub(super) fn write_courses(rng: &mut SynthRng, story: &Story, transaction: &mut
         }
 
         // Fills: one when each runs out, usually collected a few days early; as-needed
-        // drugs are collected irregularly.
+        // drugs are collected less regularly.
         let mut fills: Vec<NaiveDate> = Vec::new();
         let mut fill = course.start;
         while fill < end {
             fills.push(fill);
             let delay = if drug.per_day.is_none() {
-                random::between(rng, 0, 30)
+                random::between(rng, -3, 12)
             } else {
                 random::between(rng, -5, 2)
             };
@@ -399,51 +515,72 @@ pub(super) fn write_courses(rng: &mut SynthRng, story: &Story, transaction: &mut
         if let Some(overdue_by) = course.overdue_by {
             // A patient who stopped collecting: drop fills until the last one ran out
             // `overdue_by` days ago.
-            while fills
-                .last()
-                .is_some_and(|last| add_days(*last, drug.supply_days) > add_days(today, -overdue_by))
-            {
+            while fills.last().is_some_and(|last| {
+                add_days(*last, drug.supply_days) > add_days(today, -overdue_by)
+            }) {
                 fills.pop();
             }
         }
+        let history_start = story
+            .window_start
+            .max(add_days(today, -DISPENSE_HISTORY_DAYS));
         for (number, day) in fills.iter().enumerate() {
-            if *day < story.window_start {
+            if *day < history_start {
                 continue;
             }
             let prescription_index = (*day - course.start).num_days() / PRESCRIPTION_VALIDITY_DAYS;
-            let Some((_, prescription)) = prescriptions
-                .iter()
-                .find(|(authored, _)| (*authored - course.start).num_days() / PRESCRIPTION_VALIDITY_DAYS == prescription_index)
-            else {
+            let Some((_, prescription)) = prescriptions.iter().find(|(authored, _)| {
+                (*authored - course.start).num_days() / PRESCRIPTION_VALIDITY_DAYS
+                    == prescription_index
+            }) else {
                 continue;
             };
-            let handed_over = at(*day, random::between(rng, 9, 17) as u32, random::between(rng, 0, 59) as u32);
+            let handed_over = at(
+                *day,
+                random::between(rng, 9, 17) as u32,
+                random::between(rng, 0, 59) as u32,
+            );
             transaction.add(
                 "MedicationDispense",
                 random::uuid(rng),
-                medication_dispense(story, drug, *prescription, number == 0, handed_over, &pharmacist),
+                medication_dispense(
+                    story,
+                    drug,
+                    *prescription,
+                    number == 0,
+                    handed_over,
+                    &pharmacist,
+                ),
             );
         }
     }
 }
 
-/// A short course for an acute problem (antibiotics): one prescription, completed, and one
-/// fill handed over the same day.
+/// A short course for an acute problem (antibiotics): one prescription made during the
+/// encounter, completed, and one fill handed over the same day.
 pub(super) fn write_acute_course(
     rng: &mut SynthRng,
     story: &Story,
     transaction: &mut Transaction,
     drug: &Drug,
     reason: Uuid,
-    prescribed: NaiveDateTime,
-    prescriber: &Value,
+    prescribed: Occasion,
 ) {
     let id = random::uuid(rng);
-    let mut body = medication_request(story, drug, "completed", prescribed.date(), 0, Some(reason), prescriber);
-    body["authoredOn"] = Value::from(fhir::instant(prescribed));
+    let mut body = medication_request(
+        story,
+        drug,
+        "completed",
+        prescribed.at.date(),
+        0,
+        Some(reason),
+        prescribed.by,
+    );
+    body["authoredOn"] = Value::from(fhir::instant(prescribed.at));
+    body["encounter"] = fhir::local_reference(prescribed.encounter);
     transaction.add("MedicationRequest", id, body);
     let pharmacist = story.clinician(story.context.care.pharmacist).reference();
-    let handed_over = super::add_minutes(prescribed, random::between(rng, 60, 300));
+    let handed_over = prescribed.minutes_later(random::between(rng, 60, 300)).at;
     transaction.add(
         "MedicationDispense",
         random::uuid(rng),

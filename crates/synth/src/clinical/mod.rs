@@ -44,7 +44,6 @@ pub(crate) struct CareAssignment {
     pub general_practitioner: usize,
     pub practice_nurse: usize,
     pub care_coordinator: usize,
-    pub pharmacy: usize,
     pub pharmacist: usize,
 }
 
@@ -66,6 +65,25 @@ struct Story<'a> {
     chronic: Vec<ChronicCondition>,
     courses: Vec<Course>,
     team: CareTeamPlan,
+}
+
+/// When, in which encounter and by whom something was recorded: the context shared by
+/// observations, diagnoses, procedures and notes made at one visit.
+#[derive(Clone, Copy)]
+struct Occasion<'a> {
+    encounter: Uuid,
+    at: NaiveDateTime,
+    /// The performer, author or recorder (a conditional reference).
+    by: &'a Value,
+}
+
+impl Occasion<'_> {
+    fn minutes_later(self, minutes: i64) -> Self {
+        Occasion {
+            at: add_minutes(self.at, minutes),
+            ..self
+        }
+    }
 }
 
 /// Extra people involved in a patient's care beyond the practice team.
@@ -124,11 +142,15 @@ impl Story<'_> {
 
     /// Whether the patient had this chronic condition on `date`.
     fn had(&self, kind: Chronic, date: NaiveDate) -> bool {
-        self.condition(kind).is_some_and(|condition| condition.onset <= date)
+        self.condition(kind)
+            .is_some_and(|condition| condition.onset <= date)
     }
 
     fn chronic_on(&self, date: NaiveDate) -> Vec<&ChronicCondition> {
-        self.chronic.iter().filter(|condition| condition.onset <= date).collect()
+        self.chronic
+            .iter()
+            .filter(|condition| condition.onset <= date)
+            .collect()
     }
 
     /// Whether a course of this drug was running on `date`.
@@ -153,7 +175,11 @@ impl Story<'_> {
     }
 }
 
-pub(crate) fn write_story(context: &PatientContext, rng: &mut SynthRng, transaction: &mut Transaction) {
+pub(crate) fn write_story(
+    context: &PatientContext,
+    rng: &mut SynthRng,
+    transaction: &mut Transaction,
+) {
     let today = context.today;
     let window_start = context
         .person
@@ -193,8 +219,8 @@ fn plan_team(rng: &mut SynthRng, story: &Story) -> CareTeamPlan {
     {
         refer(rng, Role::Endocrinologist, Chronic::Diabetes);
     }
-    if story.had(Chronic::ChronicKidneyDisease, today) && story.body.kidney_damage > 0.45 {
-        refer(rng, Role::Nephrologist, Chronic::ChronicKidneyDisease);
+    if story.had(Chronic::KidneyDisease, today) && story.body.kidney_damage > 0.45 {
+        refer(rng, Role::Nephrologist, Chronic::KidneyDisease);
     }
     if story.had(Chronic::HeartFailure, today) {
         refer(rng, Role::Cardiologist, Chronic::HeartFailure);

@@ -5,12 +5,10 @@
 //! so that search and summaries in the console have realistic text to work on. Notes refer
 //! to "the patient" rather than by name and are plain ASCII, so `text/plain` needs no charset.
 
-use chrono::NaiveDateTime;
-use serde_json::{json, Value};
-use uuid::Uuid;
+use serde_json::json;
 
 use super::observations::{LabResults, Vitals};
-use super::Story;
+use super::{Occasion, Story};
 use crate::codes;
 use crate::fhir::{self, Transaction};
 use crate::random::{self, SynthRng};
@@ -19,9 +17,7 @@ pub(super) fn write_note(
     rng: &mut SynthRng,
     story: &Story,
     transaction: &mut Transaction,
-    encounter: Uuid,
-    written: NaiveDateTime,
-    author: &Value,
+    written: Occasion,
     text: &str,
 ) {
     transaction.add(
@@ -33,8 +29,8 @@ pub(super) fn write_note(
             "type": fhir::concept(codes::PROGRESS_NOTE),
             "category": [fhir::category(codes::CLINICAL_NOTE)],
             "subject": story.subject(),
-            "date": fhir::instant(written),
-            "author": [author],
+            "date": fhir::instant(written.at),
+            "author": [written.by],
             "description": text.split(". ").next().unwrap_or(text),
             "content": [{
                 "attachment": {
@@ -42,12 +38,12 @@ pub(super) fn write_note(
                     "language": "en",
                     "data": fhir::base64(text.as_bytes()),
                     "title": "Progress note",
-                    "creation": fhir::instant(written),
+                    "creation": fhir::instant(written.at),
                 },
             }],
             "context": {
-                "encounter": [fhir::local_reference(encounter)],
-                "period": { "start": fhir::instant(written) },
+                "encounter": [fhir::local_reference(written.encounter)],
+                "period": { "start": fhir::instant(written.at) },
             },
         }),
     );
@@ -85,7 +81,10 @@ pub(super) fn vitals_sentence(vitals: &Vitals) -> String {
     }
     let sentence = parts.join(", ");
     let mut characters = sentence.chars();
-    let first = characters.next().map(|c| c.to_ascii_uppercase()).unwrap_or_default();
+    let first = characters
+        .next()
+        .map(|c| c.to_ascii_uppercase())
+        .unwrap_or_default();
     format!("{first}{}.", characters.as_str())
 }
 

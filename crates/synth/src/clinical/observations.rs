@@ -7,13 +7,13 @@
 //! (observation-vitalsigns.html: category `vital-signs`, LOINC code, UCUM units); labs carry
 //! a reference range and a v3 interpretation (N, H, L, and now and then HH or LL).
 
-use chrono::NaiveDateTime;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::conditions::Chronic;
-use super::Story;
+use super::{Occasion, Story};
 use crate::codes::{self, Code};
+use crate::directory::Department;
 use crate::fhir::{self, Transaction};
 use crate::names::Sex;
 use crate::random::{self, SynthRng};
@@ -51,7 +51,7 @@ impl Physiology {
             kidney_damage: random::uniform(rng, 0.0, 1.0),
             lipids: random::normal(rng, 0.0, 1.0).clamp(-2.5, 2.5),
             potassium: random::normal(rng, 4.3, 0.25).clamp(3.7, 4.9),
-            adherent: random::chance(rng, 0.85),
+            adherent: random::chance(rng, 0.88),
         }
     }
 }
@@ -135,7 +135,7 @@ pub(super) enum VitalSet {
     Unwell,
     /// A home visit: blood pressure, pulse, oxygen saturation.
     Home,
-    /// A well-child check: growth, pulse, temperature.
+    /// A well-child check: growth and pulse.
     Child,
 }
 
@@ -161,14 +161,7 @@ pub(super) struct Vitals {
 
 /// Fields shared by every Observation: status, category, code, subject, encounter, time and
 /// performer.
-fn observation(
-    story: &Story,
-    category: Code,
-    codings: &[Code],
-    encounter: Uuid,
-    effective: NaiveDateTime,
-    performer: &Value,
-) -> Value {
+fn observation(story: &Story, category: Code, codings: &[Code], taken: Occasion) -> Value {
     json!({
         "status": "final",
         "category": [fhir::category(category)],
@@ -177,27 +170,23 @@ fn observation(
             "text": codings[0].display,
         },
         "subject": story.subject(),
-        "encounter": fhir::local_reference(encounter),
-        "effectiveDateTime": fhir::instant(effective),
-        "performer": [performer],
+        "encounter": fhir::local_reference(taken.encounter),
+        "effectiveDateTime": fhir::instant(taken.at),
+        "performer": [taken.by],
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One vital-sign Observation with a UCUM `valueQuantity`.
 fn write_vital(
     story: &Story,
     transaction: &mut Transaction,
     rng: &mut SynthRng,
+    taken: Occasion,
     codings: &[Code],
-    value: Value,
-    unit: &str,
-    ucum: &str,
-    encounter: Uuid,
-    effective: NaiveDateTime,
-    performer: &Value,
+    quantity: Value,
 ) {
-    let mut body = observation(story, codes::VITAL_SIGNS, codings, encounter, effective, performer);
-    body["valueQuantity"] = fhir::quantity(value, unit, ucum);
+    let mut body = observation(story, codes::VITAL_SIGNS, codings, taken);
+    body["valueQuantity"] = quantity;
     transaction.add("Observation", random::uuid(rng), body);
 }
 
@@ -205,20 +194,27 @@ pub(super) fn write_vitals(
     story: &Story,
     transaction: &mut Transaction,
     rng: &mut SynthRng,
-    encounter: Uuid,
-    effective: NaiveDateTime,
-    performer: &Value,
+    taken: Occasion,
     set: VitalSet,
     acuity: Acuity,
 ) -> Vitals {
-    let date = effective.date();
+    let date = taken.at.date();
     let age = story.exact_age_on(date);
     let mut vitals = Vitals::default();
 
-    if matches!(set, VitalSet::Checkup | VitalSet::Child) || (set == VitalSet::Review && age < 18.0) {
+    if matches!(set, VitalSet::Checkup | VitalSet::Child) || (set == VitalSet::Review && age < 18.0)
+    {
         let height = story.height_cm(age) + random::normal(rng, 0.0, 0.4);
         vitals.height = Some(height);
-        write_vital(story, transaction, rng, &[codes::BODY_HEIGHT], fhir::decimal(height, 1), "cm", "cm", encounter, effective, performer);
+        let quantity = fhir::quantity(fhir::decimal(height, 1), "cm", "cm");
+        write_vital(
+            story,
+            transaction,
+            rng,
+            taken,
+            &[codes::BODY_HEIGHT],
+            quantity,
+        );
     }
     if matches!(set, VitalSet::Review | VitalSet::Checkup | VitalSet::Child) {
         let height_m = story.height_cm(age) / 100.0;
@@ -226,43 +222,67 @@ pub(super) fn write_vitals(
         let bmi = weight / (height_m * height_m);
         vitals.weight = Some(weight);
         vitals.bmi = Some(bmi);
-        write_vital(story, transaction, rng, &[codes::BODY_WEIGHT], fhir::decimal(weight, 1), "kg", "kg", encounter, effective, performer);
+        let quantity = fhir::quantity(fhir::decimal(weight, 1), "kg", "kg");
+        write_vital(
+            story,
+            transaction,
+            rng,
+            taken,
+            &[codes::BODY_WEIGHT],
+            quantity,
+        );
         if age >= 2.0 {
-            write_vital(story, transaction, rng, &[codes::BODY_MASS_INDEX], fhir::decimal(bmi, 1), "kg/m2", "kg/m2", encounter, effective, performer);
+            let quantity = fhir::quantity(fhir::decimal(bmi, 1), "kg/m2", "kg/m2");
+            write_vital(
+                story,
+                transaction,
+                rng,
+                taken,
+                &[codes::BODY_MASS_INDEX],
+                quantity,
+            );
         }
     }
     if age >= 3.0 && set != VitalSet::Child {
         let (systolic, diastolic) = blood_pressure(story, rng, date, age, acuity);
         vitals.blood_pressure = Some((systolic, diastolic));
-        write_blood_pressure(story, transaction, rng, systolic, diastolic, encounter, effective, performer);
+        write_blood_pressure(story, transaction, rng, taken, systolic, diastolic);
     }
     let heart_rate = heart_rate(story, rng, date, age, acuity);
     vitals.heart_rate = Some(heart_rate);
-    write_vital(story, transaction, rng, &[codes::HEART_RATE], Value::from(heart_rate), "beats/minute", "/min", encounter, effective, performer);
-    if matches!(set, VitalSet::Unwell | VitalSet::Child) {
+    let quantity = fhir::quantity(Value::from(heart_rate), "beats/minute", "/min");
+    write_vital(
+        story,
+        transaction,
+        rng,
+        taken,
+        &[codes::HEART_RATE],
+        quantity,
+    );
+    if set == VitalSet::Unwell {
         let temperature = if acuity.fever {
             random::uniform(rng, 37.8, 39.4)
         } else {
             random::normal(rng, 36.8, 0.25).clamp(36.1, 37.4)
         };
         vitals.temperature = Some(temperature);
-        write_vital(story, transaction, rng, &[codes::BODY_TEMPERATURE], fhir::decimal(temperature, 1), "Cel", "Cel", encounter, effective, performer);
-    }
-    if matches!(set, VitalSet::Unwell | VitalSet::Home) {
-        let saturation = oxygen_saturation(story, rng, date, acuity);
-        vitals.oxygen_saturation = Some(saturation);
+        let quantity = fhir::quantity(fhir::decimal(temperature, 1), "Cel", "Cel");
         write_vital(
             story,
             transaction,
             rng,
-            &[codes::OXYGEN_SATURATION, codes::OXYGEN_SATURATION_ARTERIAL],
-            Value::from(saturation),
-            "%",
-            "%",
-            encounter,
-            effective,
-            performer,
+            taken,
+            &[codes::BODY_TEMPERATURE],
+            quantity,
         );
+    }
+    if matches!(set, VitalSet::Unwell | VitalSet::Home) {
+        let saturation = oxygen_saturation(story, rng, date, acuity);
+        vitals.oxygen_saturation = Some(saturation);
+        // The vital-signs profile requires 2708-6 alongside the pulse-oximetry code.
+        let codings = [codes::OXYGEN_SATURATION, codes::OXYGEN_SATURATION_ARTERIAL];
+        let quantity = fhir::quantity(Value::from(saturation), "%", "%");
+        write_vital(story, transaction, rng, taken, &codings, quantity);
     }
     vitals
 }
@@ -297,7 +317,13 @@ fn blood_pressure(
     )
 }
 
-fn heart_rate(story: &Story, rng: &mut SynthRng, date: chrono::NaiveDate, age: f64, acuity: Acuity) -> i64 {
+fn heart_rate(
+    story: &Story,
+    rng: &mut SynthRng,
+    date: chrono::NaiveDate,
+    age: f64,
+    acuity: Acuity,
+) -> i64 {
     let mut rate = match age {
         a if a < 1.0 => 130.0,
         a if a < 3.0 => 112.0,
@@ -315,7 +341,12 @@ fn heart_rate(story: &Story, rng: &mut SynthRng, date: chrono::NaiveDate, age: f
     rate.round().clamp(40.0, 190.0) as i64
 }
 
-fn oxygen_saturation(story: &Story, rng: &mut SynthRng, date: chrono::NaiveDate, acuity: Acuity) -> i64 {
+fn oxygen_saturation(
+    story: &Story,
+    rng: &mut SynthRng,
+    date: chrono::NaiveDate,
+    acuity: Acuity,
+) -> i64 {
     let (low, high) = if acuity.low_oxygen {
         (87, 93)
     } else if story.had(Chronic::Copd, date) || story.had(Chronic::HeartFailure, date) {
@@ -331,11 +362,9 @@ fn write_blood_pressure(
     story: &Story,
     transaction: &mut Transaction,
     rng: &mut SynthRng,
+    taken: Occasion,
     systolic: i64,
     diastolic: i64,
-    encounter: Uuid,
-    effective: NaiveDateTime,
-    performer: &Value,
 ) {
     let component = |code: Code, value: i64| {
         json!({
@@ -347,9 +376,7 @@ fn write_blood_pressure(
         story,
         codes::VITAL_SIGNS,
         &[codes::BLOOD_PRESSURE_PANEL],
-        encounter,
-        effective,
-        performer,
+        taken,
     );
     // Flag readings at or above 140/90, the usual clinic threshold for hypertension.
     let interpretation = if systolic >= 180 || diastolic >= 120 {
@@ -368,6 +395,9 @@ fn write_blood_pressure(
     ]);
     transaction.add("Observation", random::uuid(rng), body);
 }
+
+/// Results are reported (`issued`) six hours after the sample is taken.
+const RESULTS_AFTER_MINUTES: i64 = 6 * 60;
 
 /// Which tests were ordered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -503,19 +533,17 @@ fn write_lab(
     story: &Story,
     transaction: &mut Transaction,
     rng: &mut SynthRng,
+    taken: Occasion,
     test: &Test,
     value: f64,
-    encounter: Uuid,
-    effective: NaiveDateTime,
-    laboratory: &Value,
     results: &mut LabResults,
 ) -> Uuid {
     // Round first so the interpretation matches the number a reader sees.
     let factor = 10f64.powi(test.places as i32);
     let value = (value * factor).round() / factor;
     let interpretation = interpret(test, value);
-    let mut body = observation(story, codes::LABORATORY, &[test.code], encounter, effective, laboratory);
-    body["issued"] = Value::from(fhir::instant(super::add_minutes(effective, 6 * 60)));
+    let mut body = observation(story, codes::LABORATORY, &[test.code], taken);
+    body["issued"] = Value::from(fhir::instant(taken.minutes_later(RESULTS_AFTER_MINUTES).at));
     body["valueQuantity"] = fhir::quantity(fhir::decimal(value, test.places), test.unit, test.ucum);
     body["interpretation"] = json!([fhir::category(interpretation)]);
     let mut range = json!({});
@@ -528,9 +556,11 @@ fn write_lab(
     body["referenceRange"] = json!([range]);
     if interpretation != codes::NORMAL {
         let value_text = format!("{value:.places$} {}", test.unit, places = test.places);
-        results
-            .abnormal
-            .push(format!("{} {} ({value_text})", test.name, interpretation.display.to_lowercase()));
+        results.abnormal.push(format!(
+            "{} {} ({value_text})",
+            test.name,
+            interpretation.display.to_lowercase()
+        ));
     }
     let id = random::uuid(rng);
     transaction.add("Observation", id, body);
@@ -541,18 +571,21 @@ pub(super) fn write_labs(
     story: &Story,
     transaction: &mut Transaction,
     rng: &mut SynthRng,
-    encounter: Uuid,
-    effective: NaiveDateTime,
+    sampled: Occasion,
     order: LabOrder,
 ) -> LabResults {
-    let date = effective.date();
+    let date = sampled.at.date();
     let age = story.exact_age_on(date);
     let sex = story.person().sex;
-    let laboratory = story
-        .context
-        .directory
-        .organization(story.context.directory.department(crate::directory::Department::GeneralMedicine))
+    // Samples go to the hospital laboratory, which is the performer of the results.
+    let directory = story.context.directory;
+    let laboratory = directory
+        .organization(directory.department(Department::GeneralMedicine))
         .reference();
+    let at_lab = Occasion {
+        by: &laboratory,
+        ..sampled
+    };
     let body = &story.body;
     let diabetic = story.had(Chronic::Diabetes, date);
     let on_insulin = story.taking(codes::INSULIN_70_30, date);
@@ -567,7 +600,7 @@ pub(super) fn write_labs(
     if order.hba1c {
         let value = (hba1c_level + random::normal(rng, 0.0, 0.3)).clamp(4.3, 13.5);
         results.hba1c = Some((value * 10.0).round() / 10.0);
-        write_lab(story, transaction, rng, &HBA1C, value, encounter, effective, &laboratory, &mut results);
+        write_lab(story, transaction, rng, at_lab, &HBA1C, value, &mut results);
     }
 
     if order.metabolic_panel {
@@ -583,19 +616,35 @@ pub(super) fn write_labs(
         } else if diabetic && body.glycaemic_control > 0.8 && random::chance(rng, 0.06) {
             glucose = random::uniform(rng, 410.0, 520.0);
         }
-        let glucose_id = write_lab(story, transaction, rng, &GLUCOSE, glucose.max(35.0), encounter, effective, &laboratory, &mut results);
+        let glucose_id = write_lab(
+            story,
+            transaction,
+            rng,
+            at_lab,
+            &GLUCOSE,
+            glucose.max(35.0),
+            &mut results,
+        );
 
         let baseline = match sex {
             Sex::Female => 0.72,
             Sex::Male => 0.92,
         } + 0.002 * (age - 40.0).max(0.0);
-        let creatinine = if story.had(Chronic::ChronicKidneyDisease, date) {
+        let creatinine = if story.had(Chronic::KidneyDisease, date) {
             baseline * (1.45 + 2.0 * body.kidney_damage)
         } else {
             baseline
         } * random::normal(rng, 1.0, 0.05);
         let creatinine = (creatinine * 100.0).round() / 100.0;
-        let creatinine_id = write_lab(story, transaction, rng, &creatinine_test(sex), creatinine, encounter, effective, &laboratory, &mut results);
+        let creatinine_id = write_lab(
+            story,
+            transaction,
+            rng,
+            at_lab,
+            &creatinine_test(sex),
+            creatinine,
+            &mut results,
+        );
 
         // eGFR by the MDRD study equation, matching LOINC 33914-3.
         let mut egfr = 175.0 * creatinine.powf(-1.154) * age.max(18.0).powf(-0.203);
@@ -604,12 +653,17 @@ pub(super) fn write_labs(
         }
         let egfr = egfr.round();
         results.egfr = Some(egfr as i64);
-        let egfr_id = write_lab(story, transaction, rng, &EGFR, egfr, encounter, effective, &laboratory, &mut results);
+        let egfr_id = write_lab(story, transaction, rng, at_lab, &EGFR, egfr, &mut results);
 
-        let on_diuretic = story.taking(codes::HYDROCHLOROTHIAZIDE_25, date) || story.taking(codes::FUROSEMIDE_40, date);
-        let kidney = story.had(Chronic::ChronicKidneyDisease, date);
+        let on_diuretic = story.taking(codes::HYDROCHLOROTHIAZIDE_25, date)
+            || story.taking(codes::FUROSEMIDE_40, date);
+        let kidney = story.had(Chronic::KidneyDisease, date);
         let mut potassium = body.potassium
-            + if kidney { 0.35 * body.kidney_damage + 0.2 } else { 0.0 }
+            + if kidney {
+                0.35 * body.kidney_damage + 0.2
+            } else {
+                0.0
+            }
             - if on_diuretic { 0.3 } else { 0.0 }
             + random::normal(rng, 0.0, 0.15);
         if kidney && random::chance(rng, 0.06) {
@@ -617,21 +671,30 @@ pub(super) fn write_labs(
         } else if on_diuretic && random::chance(rng, 0.05) {
             potassium = random::uniform(rng, 2.6, 2.95);
         }
-        let potassium_id = write_lab(story, transaction, rng, &POTASSIUM, potassium, encounter, effective, &laboratory, &mut results);
+        let potassium_id = write_lab(
+            story,
+            transaction,
+            rng,
+            at_lab,
+            &POTASSIUM,
+            potassium,
+            &mut results,
+        );
 
+        let results_in_panel: Vec<Value> = [glucose_id, creatinine_id, egfr_id, potassium_id]
+            .iter()
+            .map(|id| fhir::local_reference(*id))
+            .collect();
         let mut report = json!({
             "status": "final",
             "category": [fhir::category(codes::LAB_SERVICE)],
             "code": fhir::concept(codes::BASIC_METABOLIC_PANEL),
             "subject": story.subject(),
-            "encounter": fhir::local_reference(encounter),
-            "effectiveDateTime": fhir::instant(effective),
-            "issued": fhir::instant(super::add_minutes(effective, 6 * 60)),
+            "encounter": fhir::local_reference(sampled.encounter),
+            "effectiveDateTime": fhir::instant(sampled.at),
+            "issued": fhir::instant(at_lab.minutes_later(RESULTS_AFTER_MINUTES).at),
             "performer": [laboratory],
-            "result": [glucose_id, creatinine_id, egfr_id, potassium_id]
-                .iter()
-                .map(|id| fhir::local_reference(*id))
-                .collect::<Vec<_>>(),
+            "result": results_in_panel,
         });
         let panel_findings: Vec<&String> = results
             .abnormal
@@ -641,20 +704,37 @@ pub(super) fn write_labs(
         report["conclusion"] = Value::from(if panel_findings.is_empty() {
             "All results within reference range.".to_owned()
         } else {
-            let joined: Vec<&str> = panel_findings.iter().map(|finding| finding.as_str()).collect();
+            let joined: Vec<&str> = panel_findings
+                .iter()
+                .map(|finding| finding.as_str())
+                .collect();
             format!("Abnormal: {}.", joined.join("; "))
         });
         transaction.add("DiagnosticReport", random::uuid(rng), report);
     }
 
     if order.cholesterol {
-        let mut cholesterol = 185.0 + 24.0 * body.lipids + if story.had(Chronic::Hyperlipidemia, date) { 50.0 } else { 0.0 };
+        let mut cholesterol = 185.0
+            + 24.0 * body.lipids
+            + if story.had(Chronic::Hyperlipidemia, date) {
+                50.0
+            } else {
+                0.0
+            };
         if story.taking(codes::ATORVASTATIN_80, date) || story.taking(codes::SIMVASTATIN_10, date) {
             cholesterol *= 0.72;
         }
         cholesterol += random::normal(rng, 0.0, 10.0);
         results.cholesterol = Some(cholesterol.round() as i64);
-        write_lab(story, transaction, rng, &CHOLESTEROL, cholesterol.max(110.0), encounter, effective, &laboratory, &mut results);
+        write_lab(
+            story,
+            transaction,
+            rng,
+            at_lab,
+            &CHOLESTEROL,
+            cholesterol.max(110.0),
+            &mut results,
+        );
     }
     results
 }

@@ -46,62 +46,63 @@ CREATE TABLE resource_version (
 );
 CREATE UNIQUE INDEX resource_version_key ON resource_version (resource_type, id, version);
 
+-- The search parameters that index rows refer to, by a small integer instead of repeating
+-- "Observation" and "code" in every row. Filled at start-up from the generated table; a row,
+-- once written, never changes, so the numbers are stable.
+CREATE TABLE search_param (
+    param         INTEGER PRIMARY KEY,
+    resource_type TEXT NOT NULL,
+    code          TEXT NOT NULL,
+    UNIQUE (resource_type, code)
+);
+
 -- Search index (FHIR R4 search.html), rows of the current version only. Keyed first by the
--- version row that wrote them (`vrow`), which only grows: inserts append at the right edge of
--- the B-tree instead of landing at random places, and replacing a resource's rows is a range
--- delete. A second index, covering `id`, serves searches.
+-- version row that wrote them (`vrow` = resource_version.vrow), which only grows: inserts append
+-- at the right edge of the B-tree, and replacing a resource's rows is a range delete. Rows are
+-- kept narrow (parameter number, no repeated resource type or id: the id is one rowid lookup
+-- away) because their width is what a bulk import pays for. A second index serves searches.
 CREATE TABLE idx_token (
     vrow          INTEGER NOT NULL,
-    resource_type TEXT NOT NULL,
-    id            TEXT NOT NULL,
-    param         TEXT NOT NULL,
+    param         INTEGER NOT NULL REFERENCES search_param (param),
     system        TEXT NOT NULL,    -- '' when the value has no system
     code          TEXT NOT NULL,
     patient_key   TEXT,
     PRIMARY KEY (vrow, param, system, code)
 ) WITHOUT ROWID;
-CREATE INDEX idx_token_search ON idx_token (resource_type, param, code, system, id);
+CREATE INDEX idx_token_search ON idx_token (param, code, system);
 
 CREATE TABLE idx_string (
     vrow          INTEGER NOT NULL,
-    resource_type TEXT NOT NULL,
-    id            TEXT NOT NULL,
-    param         TEXT NOT NULL,
+    param         INTEGER NOT NULL REFERENCES search_param (param),
     value         TEXT NOT NULL,    -- lower case, accents removed
     patient_key   TEXT,
     PRIMARY KEY (vrow, param, value)
 ) WITHOUT ROWID;
-CREATE INDEX idx_string_search ON idx_string (resource_type, param, value, id);
+CREATE INDEX idx_string_search ON idx_string (param, value);
 
 CREATE TABLE idx_date (
     vrow          INTEGER NOT NULL,
-    resource_type TEXT NOT NULL,
-    id            TEXT NOT NULL,
-    param         TEXT NOT NULL,
+    param         INTEGER NOT NULL REFERENCES search_param (param),
     start_ms      INTEGER NOT NULL, -- the value's precision as a half-open range [start, end)
     end_ms        INTEGER NOT NULL,
     patient_key   TEXT,
     PRIMARY KEY (vrow, param, start_ms, end_ms)
 ) WITHOUT ROWID;
-CREATE INDEX idx_date_search ON idx_date (resource_type, param, start_ms, end_ms, id);
+CREATE INDEX idx_date_search ON idx_date (param, start_ms, end_ms);
 
 CREATE TABLE idx_reference (
     vrow          INTEGER NOT NULL,
-    resource_type TEXT NOT NULL,
-    id            TEXT NOT NULL,
-    param         TEXT NOT NULL,
+    param         INTEGER NOT NULL REFERENCES search_param (param),
     target_type   TEXT NOT NULL,
     target_id     TEXT NOT NULL,
     patient_key   TEXT,
     PRIMARY KEY (vrow, param, target_type, target_id)
 ) WITHOUT ROWID;
-CREATE INDEX idx_reference_search ON idx_reference (target_id, target_type, resource_type, param, id);
+CREATE INDEX idx_reference_search ON idx_reference (target_id, target_type, param);
 
 CREATE TABLE idx_quantity (
     vrow          INTEGER NOT NULL,
-    resource_type TEXT NOT NULL,
-    id            TEXT NOT NULL,
-    param         TEXT NOT NULL,
+    param         INTEGER NOT NULL REFERENCES search_param (param),
     value         REAL NOT NULL,
     system        TEXT NOT NULL,
     code          TEXT NOT NULL,
@@ -109,4 +110,4 @@ CREATE TABLE idx_quantity (
     patient_key   TEXT,
     PRIMARY KEY (vrow, param, system, code, value, unit)
 ) WITHOUT ROWID;
-CREATE INDEX idx_quantity_search ON idx_quantity (resource_type, param, code, value, id);
+CREATE INDEX idx_quantity_search ON idx_quantity (param, code, value);

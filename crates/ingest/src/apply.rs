@@ -61,7 +61,14 @@ pub fn prepare(unit: &Unit) -> Prepared {
     Prepared { parsed, sha256 }
 }
 
-/// [`apply_unit`] for an input already prepared.
+impl Prepared {
+    /// Entries in the input (0 when it could not be parsed): the size of the work.
+    pub fn entries(&self) -> usize {
+        self.parsed.as_ref().map_or(0, |p| p.entries.len())
+    }
+}
+
+/// [`apply_unit`] for an input already prepared: one store transaction.
 pub fn apply_prepared(
     store: &dyn Store,
     unit: &Unit,
@@ -69,6 +76,44 @@ pub fn apply_prepared(
     now_ms: i64,
     defer_unresolved: bool,
 ) -> UnitReport {
+    let mut prepared = Some(prepared);
+    let mut report = None;
+    let result = store.write(Durability::Deferred, &mut |tx| {
+        let prepared = prepared.take().expect("the write closure runs once");
+        report = Some(apply_in_tx(tx, unit, prepared, now_ms, defer_unresolved)?);
+        Ok(())
+    });
+    match result {
+        Ok(()) => report.expect("set by the closure"),
+        Err(e) => failed_in_storage(unit, &e),
+    }
+}
+
+/// The report of an input whose transaction failed in the store: nothing of it was written.
+pub(crate) fn failed_in_storage(unit: &Unit, e: &StoreError) -> UnitReport {
+    UnitReport {
+        name: unit.name.clone(),
+        outcomes: Vec::new(),
+        errors: vec![ImportError {
+            file: unit.name.clone(),
+            entry: None,
+            message: format!("nothing from this input was stored: {e}"),
+            retryable: false,
+        }],
+    }
+}
+
+/// Apply one prepared input inside an open transaction, within a savepoint of its own: when the
+/// input fails (a transaction bundle with a bad entry, or an unresolved reference to retry),
+/// everything it wrote is rolled back and the transaction goes on with the next input. Several
+/// inputs can so share one database transaction, which is what makes bulk imports fast.
+pub(crate) fn apply_in_tx(
+    tx: &mut dyn WriteTx,
+    unit: &Unit,
+    prepared: Prepared,
+    now_ms: i64,
+    defer_unresolved: bool,
+) -> Result<UnitReport, StoreError> {
     let mut report = UnitReport {
         name: unit.name.clone(),
         ..Default::default()
@@ -83,7 +128,7 @@ pub fn apply_prepared(
                 message: e.0,
                 retryable: false,
             });
-            return report;
+            return Ok(report);
         }
     };
     let source = NewSource {
@@ -92,44 +137,36 @@ pub fn apply_prepared(
         received_at_ms: now_ms,
         sha256,
     };
-    let mut parsed = Some(parsed);
-    let mut outcome = None;
-    let result = store.write(Durability::Deferred, &mut |tx| {
-        let parsed = parsed.take().expect("the write closure runs once");
-        let mut run = Run {
-            tx,
-            file: &unit.name,
-            now_ms,
-            report: UnitReport {
-                name: unit.name.clone(),
-                ..Default::default()
-            },
-            planned: Vec::new(),
-            by_url: HashMap::new(),
-            by_identifier: HashMap::new(),
-            conditional_cache: HashMap::new(),
-        };
-        let commit = run.apply(parsed, &source, defer_unresolved)?;
-        outcome = Some(run.report);
-        if commit {
-            Ok(())
-        } else {
-            Err(StoreError::Aborted)
+    tx.savepoint()?;
+    let mut run = Run {
+        tx: &mut *tx,
+        file: &unit.name,
+        now_ms,
+        report: UnitReport {
+            name: unit.name.clone(),
+            ..Default::default()
+        },
+        planned: Vec::new(),
+        by_url: HashMap::new(),
+        by_identifier: HashMap::new(),
+        conditional_cache: HashMap::new(),
+    };
+    let applied = run.apply(parsed, &source, defer_unresolved);
+    let inner = std::mem::take(&mut run.report);
+    drop(run);
+    match applied {
+        Ok(true) => {
+            tx.release_savepoint()?;
+            report.outcomes = inner.outcomes;
         }
-    });
-    let inner = outcome.unwrap_or_default();
-    report.errors = inner.errors;
-    match result {
-        Ok(()) => report.outcomes = inner.outcomes,
-        Err(StoreError::Aborted) => {}
-        Err(e) => report.errors.push(ImportError {
-            file: unit.name.clone(),
-            entry: None,
-            message: format!("nothing from this input was stored: {e}"),
-            retryable: false,
-        }),
+        Ok(false) => tx.rollback_to_savepoint()?,
+        Err(e) => {
+            tx.rollback_to_savepoint()?;
+            return Err(e);
+        }
     }
-    report
+    report.errors = inner.errors;
+    Ok(report)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -8,10 +8,6 @@ use clap::{Parser, Subcommand};
 use rapport::config::{ServeArgs, StoreArgs};
 use rapport::{bench, import, open_store, shutdown_signal, Application};
 
-/// mimalloc: parsing and indexing FHIR JSON allocates many small values, and the system
-/// allocator spent over a tenth of import time in malloc/free (perf, BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "rapport", version, about = "Rapport: an open-source patient relationship manager")]

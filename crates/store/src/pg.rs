@@ -291,6 +291,27 @@ impl WriteTx for PgTx<'_> {
         Ok(row.get(0))
     }
 
+    fn savepoint(&mut self) -> Result<()> {
+        self.flush()?;
+        self.tx.batch_execute("SAVEPOINT input")?;
+        Ok(())
+    }
+
+    fn release_savepoint(&mut self) -> Result<()> {
+        self.flush()?;
+        self.tx.batch_execute("RELEASE SAVEPOINT input")?;
+        Ok(())
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Result<()> {
+        // Buffered rows were written after the savepoint: drop them with the rest.
+        self.buf = Buffers::default();
+        self.pending = 0;
+        self.tx
+            .batch_execute("ROLLBACK TO SAVEPOINT input; RELEASE SAVEPOINT input")?;
+        Ok(())
+    }
+
     fn put(&mut self, v: NewVersion) -> Result<()> {
         let (ty, id) = (v.key.resource_type, v.key.id);
         if v.existed {

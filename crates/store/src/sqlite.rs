@@ -261,6 +261,21 @@ impl WriteTx for SqliteTx<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
+    fn savepoint(&mut self) -> Result<()> {
+        self.tx.execute_batch("SAVEPOINT input")?;
+        Ok(())
+    }
+
+    fn release_savepoint(&mut self) -> Result<()> {
+        self.tx.execute_batch("RELEASE input")?;
+        Ok(())
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Result<()> {
+        self.tx.execute_batch("ROLLBACK TO input; RELEASE input")?;
+        Ok(())
+    }
+
     fn put(&mut self, v: NewVersion) -> Result<()> {
         let tx = &self.tx;
         let (ty, id) = (&v.key.resource_type, &v.key.id);

@@ -56,7 +56,7 @@ pub fn unreferenced_contained(resource: &Value) -> Vec<String> {
             let referenced = refs.iter().any(|r| r.strip_prefix('#') == Some(id));
             let mut own = Vec::new();
             crate::reference::collect_references(c, &mut own);
-            let refers_to_container = own.iter().any(|r| *r == "#");
+            let refers_to_container = own.contains(&"#");
             (!referenced && !refers_to_container).then(|| id.to_owned())
         })
         .collect()
@@ -76,7 +76,10 @@ mod tests {
         ]}], "_birthDate": {"extension": []}});
         align_primitive_arrays(&mut p);
         let text = serde_json::to_string(&p["address"][0]).unwrap();
-        assert!(text.starts_with(r#"{"city":"Testville","line":[null,null],"_line":[{"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"city":"Testville","line":[null,null],"_line":[{"#),
+            "{text}"
+        );
         // A single primitive with only an extension stays as it is: no birthDate is invented.
         assert!(p.get("birthDate").is_none());
     }

@@ -112,6 +112,33 @@ pub fn parse(resource_type: &str, query: &str) -> Result<Query, FhirError> {
     })
 }
 
+/// Whether a resource with `id` and index `rows` satisfies every clause of `query`: the same
+/// semantics as the store's search, for resources not yet stored (earlier entries of the same
+/// transaction, hard case B13).
+pub fn matches(query: &Query, id: &str, rows: &crate::index::IndexRows) -> bool {
+    query.clauses.iter().all(|clause| match clause {
+        Clause::Id(want) => want == id,
+        Clause::Token {
+            param,
+            system,
+            code,
+        } => rows.tokens.iter().any(|t| {
+            t.param == *param && t.code == *code && system.as_ref().is_none_or(|s| *s == t.system)
+        }),
+        Clause::String { param, prefix } => rows
+            .strings
+            .iter()
+            .any(|s| s.param == *param && s.value.starts_with(prefix.as_str())),
+        Clause::Reference {
+            param,
+            target_type,
+            target_id,
+        } => rows.references.iter().any(|r| {
+            r.param == *param && r.target_type == *target_type && r.target_id == *target_id
+        }),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,31 +181,4 @@ mod tests {
         let err = parse("Patient", "shoe-size=42").unwrap_err();
         assert!(err.to_string().contains("shoe-size"), "{err}");
     }
-}
-
-/// Whether a resource with `id` and index `rows` satisfies every clause of `query`: the same
-/// semantics as the store's search, for resources not yet stored (earlier entries of the same
-/// transaction, hard case B13).
-pub fn matches(query: &Query, id: &str, rows: &crate::index::IndexRows) -> bool {
-    query.clauses.iter().all(|clause| match clause {
-        Clause::Id(want) => want == id,
-        Clause::Token {
-            param,
-            system,
-            code,
-        } => rows.tokens.iter().any(|t| {
-            t.param == *param && t.code == *code && system.as_ref().is_none_or(|s| *s == t.system)
-        }),
-        Clause::String { param, prefix } => rows
-            .strings
-            .iter()
-            .any(|s| s.param == *param && s.value.starts_with(prefix.as_str())),
-        Clause::Reference {
-            param,
-            target_type,
-            target_id,
-        } => rows.references.iter().any(|r| {
-            r.param == *param && r.target_type == *target_type && r.target_id == *target_id
-        }),
-    })
 }

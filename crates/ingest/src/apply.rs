@@ -103,10 +103,11 @@ pub(crate) fn failed_in_storage(unit: &Unit, e: &StoreError) -> UnitReport {
     }
 }
 
-/// Apply one prepared input inside an open transaction, within a savepoint of its own: when the
-/// input fails (a transaction bundle with a bad entry, or an unresolved reference to retry),
-/// everything it wrote is rolled back and the transaction goes on with the next input. Several
-/// inputs can so share one database transaction, which is what makes bulk imports fast.
+/// Apply one prepared input inside an open transaction. Every check that can reject an input
+/// (a bad entry of a transaction bundle, an unresolved reference to retry) runs before its first
+/// write, so a rejected input has written nothing and the transaction goes on with the next
+/// input; only a storage error aborts the transaction. Several inputs can so share one database
+/// transaction, which is what makes bulk imports fast.
 pub(crate) fn apply_in_tx(
     tx: &mut dyn WriteTx,
     unit: &Unit,
@@ -137,7 +138,6 @@ pub(crate) fn apply_in_tx(
         received_at_ms: now_ms,
         sha256,
     };
-    tx.savepoint()?;
     let mut run = Run {
         tx: &mut *tx,
         file: &unit.name,
@@ -148,22 +148,14 @@ pub(crate) fn apply_in_tx(
         },
         planned: Vec::new(),
         by_url: HashMap::new(),
+        writers: HashMap::new(),
         by_identifier: HashMap::new(),
         conditional_cache: HashMap::new(),
     };
-    let applied = run.apply(parsed, &source, defer_unresolved);
-    let inner = std::mem::take(&mut run.report);
-    drop(run);
-    match applied {
-        Ok(true) => {
-            tx.release_savepoint()?;
-            report.outcomes = inner.outcomes;
-        }
-        Ok(false) => tx.rollback_to_savepoint()?,
-        Err(e) => {
-            tx.rollback_to_savepoint()?;
-            return Err(e);
-        }
+    let written = run.apply(parsed, &source, defer_unresolved)?;
+    let inner = run.report;
+    if written {
+        report.outcomes = inner.outcomes;
     }
     report.errors = inner.errors;
     Ok(report)
@@ -197,6 +189,8 @@ struct Run<'t, 'f> {
     planned: Vec<Planned>,
     /// fullUrl, and `Type/id` as written in the input, to the stored identity.
     by_url: HashMap<String, ResourceKey>,
+    /// The entry that writes each resource, to refuse a second write in the same input (B13).
+    writers: HashMap<ResourceKey, usize>,
     /// (type, system, value) of resources planned in this input, for identity matching.
     by_identifier: HashMap<(String, String, String), ResourceKey>,
     conditional_cache: HashMap<String, Result<String, (String, bool)>>,
@@ -219,7 +213,8 @@ impl Run<'_, '_> {
         });
     }
 
-    /// Returns whether to commit.
+    /// Returns whether the input was written. It writes nothing until every check has passed
+    /// (see [`apply_in_tx`]); `Ok(false)` means it was rejected without a write.
     fn apply(
         &mut self,
         parsed: Parsed,
@@ -258,13 +253,10 @@ impl Run<'_, '_> {
                         | Op::Skip { key } => key.clone(),
                     };
                     if let Op::Write { .. } | Op::Delete { .. } = op {
-                        if let Some(other) = self.planned.iter().find(|p| {
-                            !p.failed
-                                && matches!(&p.op, Op::Write { key: k, .. } | Op::Delete { key: k } if *k == key)
-                        }) {
+                        if let Some(other) = self.writers.get(&key) {
                             let msg = format!(
-                                "Bundle.entry[{}] and Bundle.entry[{index}] both write {}/{}; a bundle may change a resource only once",
-                                other.index, key.resource_type, key.id
+                                "Bundle.entry[{other}] and Bundle.entry[{index}] both write {}/{}; a bundle may change a resource only once",
+                                key.resource_type, key.id
                             );
                             self.error(Some(index), (msg, false));
                             if transaction {
@@ -272,6 +264,9 @@ impl Run<'_, '_> {
                             }
                             continue;
                         }
+                    }
+                    if let Op::Write { .. } | Op::Delete { .. } = op {
+                        self.writers.insert(key.clone(), index);
                     }
                     if let Some(url) = full_url {
                         self.by_url.insert(url, key.clone());
@@ -749,7 +744,10 @@ impl Serialized {
         head.push_str(&json(obj.get("id").unwrap_or(&Value::Null)));
         let mut meta_rest = String::new();
         if let Some(Value::Object(meta)) = obj.get("meta") {
-            for (k, v) in meta.iter().filter(|(k, _)| *k != "versionId" && *k != "lastUpdated") {
+            for (k, v) in meta
+                .iter()
+                .filter(|(k, _)| *k != "versionId" && *k != "lastUpdated")
+            {
                 if !meta_rest.is_empty() {
                     meta_rest.push(',');
                 }
@@ -759,7 +757,10 @@ impl Serialized {
             }
         }
         let mut body: Vec<u8> = Vec::new();
-        for (k, v) in obj.iter().filter(|(k, _)| !matches!(k.as_str(), "resourceType" | "id" | "meta")) {
+        for (k, v) in obj
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "resourceType" | "id" | "meta"))
+        {
             body.push(b',');
             serde_json::to_writer(&mut body, k).expect("JSON values serialise");
             body.push(b':');
@@ -772,12 +773,18 @@ impl Serialized {
         hasher.update(meta_rest.as_bytes());
         hasher.update(b"\0");
         hasher.update(body.as_bytes());
-        Serialized { head, meta_rest, body, hash: hasher.finalize().into() }
+        Serialized {
+            head,
+            meta_rest,
+            body,
+            hash: hasher.finalize().into(),
+        }
     }
 
     /// The JSON of this version as served.
     fn with_meta(&self, version: i64, last_updated_ms: i64) -> String {
-        let mut out = String::with_capacity(self.head.len() + self.meta_rest.len() + self.body.len() + 80);
+        let mut out =
+            String::with_capacity(self.head.len() + self.meta_rest.len() + self.body.len() + 80);
         out.push_str(&self.head);
         out.push_str(",\"meta\":{\"versionId\":\"");
         out.push_str(&version.to_string());

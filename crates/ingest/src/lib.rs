@@ -227,8 +227,8 @@ where
     summary
 }
 
-/// Inputs written in one database transaction, each in a savepoint of its own. Committing once
-/// per group instead of once per input saves rewriting the same index pages at every commit.
+/// Inputs written in one database transaction. Committing once per group instead of once per
+/// input saves rewriting the same index pages at every commit.
 #[derive(Default)]
 struct Group {
     units: Vec<(Unit, Prepared)>,
@@ -236,8 +236,8 @@ struct Group {
 }
 
 impl Group {
-    const MAX_INPUTS: usize = 256;
-    const MAX_ENTRIES: usize = 20_000;
+    const MAX_INPUTS: usize = 1000;
+    const MAX_ENTRIES: usize = 100_000;
 
     fn is_full(&self) -> bool {
         self.units.len() >= Self::MAX_INPUTS || self.entries >= Self::MAX_ENTRIES

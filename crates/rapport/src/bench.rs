@@ -55,12 +55,17 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
-fn fresh_store(postgres: Option<&str>) -> anyhow::Result<(Box<dyn Store>, Option<tempfile::TempDir>)> {
+fn fresh_store(
+    postgres: Option<&str>,
+) -> anyhow::Result<(Box<dyn Store>, Option<tempfile::TempDir>)> {
     let (url, dir) = fresh_database_url_on(postgres)?;
     Ok((rapport_store::open(&url)?, dir))
 }
 
-fn load_inputs(demo_patients: Option<usize>, paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+fn load_inputs(
+    demo_patients: Option<usize>,
+    paths: &[PathBuf],
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     if let Some(patients) = demo_patients {
         let config = rapport_synth::DemoConfig {
             patients,
@@ -68,12 +73,22 @@ fn load_inputs(demo_patients: Option<usize>, paths: &[PathBuf]) -> anyhow::Resul
             today: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("a valid date"),
         };
         return Ok(rapport_synth::generate(&config)
-            .map(|b| (b.name, serde_json::to_vec(&b.bundle).expect("JSON serialises")))
+            .map(|b| {
+                (
+                    b.name,
+                    serde_json::to_vec(&b.bundle).expect("JSON serialises"),
+                )
+            })
             .collect());
     }
     files::collect_files(paths)?
         .into_iter()
-        .map(|p| Ok((p.display().to_string(), std::fs::read(&p).with_context(|| p.display().to_string())?)))
+        .map(|p| {
+            Ok((
+                p.display().to_string(),
+                std::fs::read(&p).with_context(|| p.display().to_string())?,
+            ))
+        })
         .collect()
 }
 
@@ -106,7 +121,10 @@ fn bench_import(
                 None => vec![&doc],
             };
             for r in resources {
-                let ty = r.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+                let ty = r
+                    .get("resourceType")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
                 rows.push((ty.to_owned(), id.to_owned(), serde_json::to_string(r)?));
             }
@@ -154,7 +172,10 @@ fn bench_page(postgres: Option<&str>, requests: usize, paths: &[PathBuf]) -> any
     let (store, _dir) = fresh_store(postgres)?;
     let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(store);
     let files = files::collect_files(paths)?;
-    let units = files.iter().map(|p| files::read_unit(p)).collect::<Result<Vec<_>, _>>()?;
+    let units = files
+        .iter()
+        .map(|p| files::read_unit(p))
+        .collect::<Result<Vec<_>, _>>()?;
     import_units(store.as_ref(), units, &crate::now_ms, &mut |_| {});
     // The patient with the most resources.
     let page = store.search_patients(&rapport_store::PatientSearch {

@@ -15,18 +15,20 @@ pub fn import_paths(store: &dyn Store, paths: &[PathBuf]) -> anyhow::Result<Summ
     let bar = progress_bar(files.len() as u64, "files");
     let started = Instant::now();
     let mut read_errors = Vec::new();
-    let units = files.iter().filter_map(|path| match files::read_unit(path) {
-        Ok(unit) => Some(unit),
-        Err(e) => {
-            read_errors.push(rapport_ingest::ImportError {
-                file: path.display().to_string(),
-                entry: None,
-                message: format!("cannot read the file: {e}"),
-                retryable: false,
-            });
-            None
-        }
-    });
+    let units = files
+        .iter()
+        .filter_map(|path| match files::read_unit(path) {
+            Ok(unit) => Some(unit),
+            Err(e) => {
+                read_errors.push(rapport_ingest::ImportError {
+                    file: path.display().to_string(),
+                    entry: None,
+                    message: format!("cannot read the file: {e}"),
+                    retryable: false,
+                });
+                None
+            }
+        });
     let mut summary = import_units(store, units, &crate::now_ms, &mut |report| {
         bar.inc(1);
         for e in &report.errors {
@@ -40,7 +42,10 @@ pub fn import_paths(store: &dyn Store, paths: &[PathBuf]) -> anyhow::Result<Summ
     summary.failed_inputs += read_errors.len();
     summary.inputs += read_errors.len();
     summary.errors.extend(read_errors);
-    println!("{}", summary_line(&summary, started.elapsed().as_secs_f64(), "files"));
+    println!(
+        "{}",
+        summary_line(&summary, started.elapsed().as_secs_f64(), "files")
+    );
     Ok(summary)
 }
 
@@ -59,7 +64,10 @@ pub fn import_generated(
         }
     });
     bar.finish_and_clear();
-    println!("{}", summary_line(&summary, started.elapsed().as_secs_f64(), "bundles"));
+    println!(
+        "{}",
+        summary_line(&summary, started.elapsed().as_secs_f64(), "bundles")
+    );
     summary
 }
 
@@ -86,7 +94,11 @@ pub fn summary_line(s: &Summary, seconds: f64, what: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let total = s.resources();
-    let rate = if seconds > 0.0 { total as f64 / seconds } else { 0.0 };
+    let rate = if seconds > 0.0 {
+        total as f64 / seconds
+    } else {
+        0.0
+    };
     let mut line = format!(
         "Imported {} {what}: {total} resources ({types}) in {seconds:.2} s, {rate:.0} resources/s; {} created, {} updated, {} unchanged",
         s.inputs, s.created, s.updated, s.unchanged

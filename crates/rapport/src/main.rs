@@ -8,9 +8,12 @@ use clap::{Parser, Subcommand};
 use rapport::config::{ServeArgs, StoreArgs};
 use rapport::{bench, import, open_store, shutdown_signal, Application};
 
-
 #[derive(Parser)]
-#[command(name = "rapport", version, about = "Rapport: an open-source patient relationship manager")]
+#[command(
+    name = "rapport",
+    version,
+    about = "Rapport: an open-source patient relationship manager"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -123,7 +126,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             let summary = import::import_generated(store.as_ref(), units, 0);
             if !summary.errors.is_empty() {
-                anyhow::bail!("the demo data did not import cleanly ({} errors)", summary.errors.len());
+                anyhow::bail!(
+                    "the demo data did not import cleanly ({} errors)",
+                    summary.errors.len()
+                );
             }
             if no_serve {
                 return Ok(ExitCode::SUCCESS);

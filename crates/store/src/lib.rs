@@ -153,13 +153,6 @@ pub trait WriteTx {
     fn find_ids(&mut self, query: &Query) -> Result<Vec<String>>;
     fn add_source(&mut self, source: &NewSource) -> Result<i64>;
     fn put(&mut self, version: NewVersion) -> Result<()>;
-    /// Start a savepoint: what follows can be undone alone with [`WriteTx::rollback_to_savepoint`].
-    /// Savepoints do not nest here: one at a time.
-    fn savepoint(&mut self) -> Result<()>;
-    /// Keep what was done since the savepoint.
-    fn release_savepoint(&mut self) -> Result<()>;
-    /// Undo what was done since the savepoint, and end it.
-    fn rollback_to_savepoint(&mut self) -> Result<()>;
 }
 
 /// When a committed write must be on disk.

@@ -14,14 +14,14 @@ use rapport_fhir::query::Query;
 use crate::pool::Pool;
 use crate::query_sql::{self, Arg, Sql, STORED_COLUMNS, STORED_JOINS};
 use crate::{
-    Durability, Existing, NewSource, NewVersion, PatientPage, PatientSearch, ResourceKey, Result, SourceInfo,
-    Store, StoreError, StoredResource, WriteTx,
+    Durability, Existing, NewSource, NewVersion, PatientPage, PatientSearch, ResourceKey, Result,
+    SourceInfo, Store, StoreError, StoredResource, WriteTx,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres/0001_resources.sql"))];
 
 /// Serialises migrations of concurrent start-ups (pg_advisory_xact_lock key).
-const MIGRATION_LOCK: i64 = 0x5241_5050_4f52_54;
+const MIGRATION_LOCK: i64 = 0x0052_4150_504f_5254;
 
 pub struct PgStore {
     pool: Pool<Client>,
@@ -41,6 +41,18 @@ impl PgStore {
         );
         drop(client);
         Ok(PgStore { pool })
+    }
+}
+
+impl Drop for PgStore {
+    /// The blocking client closes its connection by running a small async runtime, which panics
+    /// inside another runtime (a store dropped at the end of an async `main` or test). Close the
+    /// connections on a thread of their own instead.
+    fn drop(&mut self) {
+        let idle = self.pool.take_idle();
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
     }
 }
 
@@ -81,7 +93,14 @@ impl query_sql::IndexLayout for PgLayout {
     fn sign(&self) -> char {
         '$'
     }
-    fn select_ids(&self, sql: &mut Sql, table: &str, resource_type: &str, code: &str, condition: &str) -> String {
+    fn select_ids(
+        &self,
+        sql: &mut Sql,
+        table: &str,
+        resource_type: &str,
+        code: &str,
+        condition: &str,
+    ) -> String {
         let t = sql.text_arg(resource_type);
         let p = sql.text_arg(code);
         format!("SELECT id FROM {table} WHERE resource_type = {t} AND param = {p} AND {condition}")
@@ -122,8 +141,10 @@ fn stored_from_row(r: &Row) -> StoredResource {
     }
 }
 
-/// Column buffers of pending inserts, one struct of arrays per table.
+/// Column buffers of pending inserts, one tuple of arrays per table, in the column order of the
+/// table's INSERT in [`PgTx::flush`].
 #[derive(Default)]
+#[allow(clippy::type_complexity)]
 struct Buffers {
     versions: VersionCols,
     tokens: (
@@ -289,27 +310,6 @@ impl WriteTx for PgTx<'_> {
             &[&source.kind, &source.name, &source.received_at_ms, &source.sha256],
         )?;
         Ok(row.get(0))
-    }
-
-    fn savepoint(&mut self) -> Result<()> {
-        self.flush()?;
-        self.tx.batch_execute("SAVEPOINT input")?;
-        Ok(())
-    }
-
-    fn release_savepoint(&mut self) -> Result<()> {
-        self.flush()?;
-        self.tx.batch_execute("RELEASE SAVEPOINT input")?;
-        Ok(())
-    }
-
-    fn rollback_to_savepoint(&mut self) -> Result<()> {
-        // Buffered rows were written after the savepoint: drop them with the rest.
-        self.buf = Buffers::default();
-        self.pending = 0;
-        self.tx
-            .batch_execute("ROLLBACK TO SAVEPOINT input; RELEASE SAVEPOINT input")?;
-        Ok(())
     }
 
     fn put(&mut self, v: NewVersion) -> Result<()> {

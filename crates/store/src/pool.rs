@@ -26,6 +26,11 @@ impl<T> Pool<T> {
         }
     }
 
+    /// Take every idle connection out of the pool (to close them somewhere safe).
+    pub(crate) fn take_idle(&self) -> Vec<T> {
+        std::mem::take(&mut *self.idle.lock().expect("pool lock"))
+    }
+
     pub(crate) fn get(&self) -> Result<Pooled<'_, T>> {
         let conn = self.idle.lock().expect("pool lock").pop();
         let conn = match conn {

@@ -123,7 +123,11 @@ pub(crate) const STORED_JOINS: &str = "FROM resource r \
      LEFT JOIN source s ON s.source_id = v.source_id";
 
 /// The WHERE clause of the patient list; returns it with its arguments bound in `sql`.
-pub(crate) fn patient_filter(search: &PatientSearch, sql: &mut Sql, layout: &dyn IndexLayout) -> String {
+pub(crate) fn patient_filter(
+    search: &PatientSearch,
+    sql: &mut Sql,
+    layout: &dyn IndexLayout,
+) -> String {
     let mut filter = format!(
         "r.resource_type = 'Patient' AND r.deleted = {}",
         false_literal(sql.sign)
@@ -131,18 +135,36 @@ pub(crate) fn patient_filter(search: &PatientSearch, sql: &mut Sql, layout: &dyn
     for word in &search.name_words {
         let lo = sql.text_arg(word);
         let hi = sql.text_arg(&prefix_end(word));
-        let ids = layout.select_ids(sql, "idx_string", "Patient", "name", &format!("value >= {lo} AND value < {hi}"));
+        let ids = layout.select_ids(
+            sql,
+            "idx_string",
+            "Patient",
+            "name",
+            &format!("value >= {lo} AND value < {hi}"),
+        );
         filter.push_str(&format!(" AND r.id IN ({ids})"));
     }
     if let Some(identifier) = &search.identifier {
         let c = sql.text_arg(identifier);
-        let ids = layout.select_ids(sql, "idx_token", "Patient", "identifier", &format!("code = {c}"));
+        let ids = layout.select_ids(
+            sql,
+            "idx_token",
+            "Patient",
+            "identifier",
+            &format!("code = {c}"),
+        );
         filter.push_str(&format!(" AND r.id IN ({ids})"));
     }
     if let Some((start, end)) = search.birth_date {
         let s = sql.bind(Arg::Int(start));
         let e = sql.bind(Arg::Int(end));
-        let ids = layout.select_ids(sql, "idx_date", "Patient", "birthdate", &format!("start_ms >= {s} AND end_ms <= {e}"));
+        let ids = layout.select_ids(
+            sql,
+            "idx_date",
+            "Patient",
+            "birthdate",
+            &format!("start_ms >= {s} AND end_ms <= {e}"),
+        );
         filter.push_str(&format!(" AND r.id IN ({ids})"));
     }
     filter

@@ -10,8 +10,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use crate::pool::Pool;
 use crate::query_sql::{self, Arg, Sql, STORED_COLUMNS, STORED_JOINS};
 use crate::{
-    Durability, Existing, NewSource, NewVersion, PatientPage, PatientSearch, ResourceKey, Result, SourceInfo,
-    Store, StoreError, StoredResource, WriteTx,
+    Durability, Existing, NewSource, NewVersion, PatientPage, PatientSearch, ResourceKey, Result,
+    SourceInfo, Store, StoreError, StoredResource, WriteTx,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_resources.sql"))];
@@ -41,8 +41,8 @@ fn configure(conn: &Connection) -> Result<()> {
         PRAGMA foreign_keys = ON;
         -- Wait up to 5 s for a lock instead of failing at once (e.g. a checkpoint in progress).
         PRAGMA busy_timeout = 5000;
-        -- 64 MiB page cache per connection: the index B-trees of a large import stay in memory.
-        PRAGMA cache_size = -65536;
+        -- 256 MiB page cache for the writer: the index B-trees of a large import stay in memory.
+        PRAGMA cache_size = -262144;
         -- Temporary B-trees (sorts, INTERSECT) in memory.
         PRAGMA temp_store = MEMORY;
         -- Checkpoint every 64 MiB of WAL rather than every 4 MiB: a bulk import rewrites the
@@ -125,9 +125,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 fn load_param_ids(conn: &mut Connection) -> Result<ParamIds> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
-        let mut insert = tx.prepare(
-            "INSERT OR IGNORE INTO search_param (resource_type, code) VALUES (?1, ?2)",
-        )?;
+        let mut insert =
+            tx.prepare("INSERT OR IGNORE INTO search_param (resource_type, code) VALUES (?1, ?2)")?;
         for def in rapport_fhir::search_param::SEARCH_PARAMS {
             insert.execute(params![def.resource_type, def.code])?;
         }
@@ -155,7 +154,14 @@ impl query_sql::IndexLayout for SqliteLayout<'_> {
     fn sign(&self) -> char {
         '?'
     }
-    fn select_ids(&self, sql: &mut Sql, table: &str, resource_type: &str, code: &str, condition: &str) -> String {
+    fn select_ids(
+        &self,
+        sql: &mut Sql,
+        table: &str,
+        resource_type: &str,
+        code: &str,
+        condition: &str,
+    ) -> String {
         match self.0.get(resource_type).and_then(|m| m.get(code)) {
             Some(param) => {
                 let p = sql.bind(Arg::Int(*param));
@@ -261,33 +267,12 @@ impl WriteTx for SqliteTx<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    fn savepoint(&mut self) -> Result<()> {
-        self.tx.execute_batch("SAVEPOINT input")?;
-        Ok(())
-    }
-
-    fn release_savepoint(&mut self) -> Result<()> {
-        self.tx.execute_batch("RELEASE input")?;
-        Ok(())
-    }
-
-    fn rollback_to_savepoint(&mut self) -> Result<()> {
-        self.tx.execute_batch("ROLLBACK TO input; RELEASE input")?;
-        Ok(())
-    }
-
     fn put(&mut self, v: NewVersion) -> Result<()> {
-        let tx = &self.tx;
         let (ty, id) = (&v.key.resource_type, &v.key.id);
         if v.existed {
-            let old: i64 = tx
-                .prepare_cached("SELECT vrow FROM resource WHERE resource_type = ?1 AND id = ?2")?
-                .query_row(params![ty, id], |r| r.get(0))?;
-            for table in INDEX_TABLES {
-                tx.prepare_cached(&format!("DELETE FROM {table} WHERE vrow = ?1"))?
-                    .execute([old])?;
-            }
+            self.delete_index_rows(ty, id)?;
         }
+        let tx = &self.tx;
         tx.prepare_cached(
             "INSERT INTO resource_version (resource_type, id, version, patient_key, last_updated, deleted, content_hash, content, source_id, source_entry)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -305,12 +290,21 @@ impl WriteTx for SqliteTx<'_> {
             v.source_entry
         ])?;
         let vrow = tx.last_insert_rowid();
+        let written = insert_index_rows(
+            tx,
+            self.params,
+            ty,
+            vrow,
+            v.patient_key.as_deref(),
+            &v.index,
+        )?;
         tx.prepare_cached(
-            "INSERT INTO resource (resource_type, id, patient_key, version, last_updated, deleted, sort_key, vrow)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO resource (resource_type, id, patient_key, version, last_updated, deleted, sort_key, vrow, index_rows)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (resource_type, id) DO UPDATE SET patient_key = excluded.patient_key,
                version = excluded.version, last_updated = excluded.last_updated,
-               deleted = excluded.deleted, sort_key = excluded.sort_key, vrow = excluded.vrow",
+               deleted = excluded.deleted, sort_key = excluded.sort_key, vrow = excluded.vrow,
+               index_rows = excluded.index_rows",
         )?
         .execute(params![
             ty,
@@ -320,46 +314,128 @@ impl WriteTx for SqliteTx<'_> {
             v.last_updated_ms,
             v.deleted,
             v.sort_key,
-            vrow
+            vrow,
+            written
         ])?;
-        let pk = &v.patient_key;
-        let rows = &v.index;
+        Ok(())
+    }
+}
+
+impl SqliteTx<'_> {
+    /// Remove the search rows of the current version: recompute them from its content and delete
+    /// each by key. If fewer rows go than were written (the extraction rules changed since), scan
+    /// for the rest by version row.
+    fn delete_index_rows(&self, ty: &str, id: &str) -> Result<()> {
+        let tx = &self.tx;
+        let (vrow, expected, content, deleted): (i64, i64, String, bool) = tx
+            .prepare_cached(
+                "SELECT r.vrow, r.index_rows, v.content, v.deleted FROM resource r JOIN resource_version v ON v.vrow = r.vrow
+                 WHERE r.resource_type = ?1 AND r.id = ?2",
+            )?
+            .query_row(params![ty, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        if deleted || expected == 0 {
+            return Ok(());
+        }
+        let old: serde_json::Value = serde_json::from_str(&content).unwrap_or_default();
+        let rows = rapport_fhir::index::extract(&old);
+        let mut removed = 0;
         let p = |code: &str| param_id(self.params, ty, code);
-        if !rows.tokens.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_token (vrow, param, system, code, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-            for r in &rows.tokens {
-                s.execute(params![vrow, p(r.param)?, r.system, r.code, pk])?;
-            }
+        for r in &rows.tokens {
+            removed += tx.prepare_cached("DELETE FROM idx_token WHERE param = ?1 AND code = ?2 AND system = ?3 AND vrow = ?4")?
+                .execute(params![p(r.param)?, r.code, r.system, vrow])?;
         }
-        if !rows.strings.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_string (vrow, param, value, patient_key) VALUES (?1, ?2, ?3, ?4)")?;
-            for r in &rows.strings {
-                s.execute(params![vrow, p(r.param)?, r.value, pk])?;
-            }
+        for r in &rows.strings {
+            removed += tx
+                .prepare_cached(
+                    "DELETE FROM idx_string WHERE param = ?1 AND value = ?2 AND vrow = ?3",
+                )?
+                .execute(params![p(r.param)?, r.value, vrow])?;
         }
-        if !rows.dates.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_date (vrow, param, start_ms, end_ms, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-            for r in &rows.dates {
-                s.execute(params![vrow, p(r.param)?, r.range.start, r.range.end, pk])?;
-            }
+        for r in &rows.dates {
+            removed += tx.prepare_cached("DELETE FROM idx_date WHERE param = ?1 AND start_ms = ?2 AND end_ms = ?3 AND vrow = ?4")?
+                .execute(params![p(r.param)?, r.range.start, r.range.end, vrow])?;
         }
-        if !rows.references.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_reference (vrow, param, target_type, target_id, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-            for r in &rows.references {
-                s.execute(params![vrow, p(r.param)?, r.target_type, r.target_id, pk])?;
-            }
+        for r in &rows.references {
+            removed += tx.prepare_cached("DELETE FROM idx_reference WHERE target_id = ?1 AND target_type = ?2 AND param = ?3 AND vrow = ?4")?
+                .execute(params![r.target_id, r.target_type, p(r.param)?, vrow])?;
         }
-        if !rows.quantities.is_empty() {
-            let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_quantity (vrow, param, value, system, code, unit, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
-            for r in &rows.quantities {
-                s.execute(params![vrow, p(r.param)?, r.value, r.system, r.code, r.unit, pk])?;
+        for r in &rows.quantities {
+            removed += tx.prepare_cached("DELETE FROM idx_quantity WHERE param = ?1 AND code = ?2 AND value = ?3 AND system = ?4 AND unit = ?5 AND vrow = ?6")?
+                .execute(params![p(r.param)?, r.code, r.value, r.system, r.unit, vrow])?;
+        }
+        if (removed as i64) < expected {
+            tracing::warn!(
+                resource_type = ty,
+                "search rows of an old version did not match its content; scanning to remove them"
+            );
+            for table in INDEX_TABLES {
+                tx.prepare_cached(&format!("DELETE FROM {table} WHERE vrow = ?1"))?
+                    .execute([vrow])?;
             }
         }
         Ok(())
     }
 }
 
-const INDEX_TABLES: [&str; 5] = ["idx_token", "idx_string", "idx_date", "idx_reference", "idx_quantity"];
+/// Insert the search rows of one version; returns how many were written.
+fn insert_index_rows(
+    tx: &Connection,
+    params: &ParamIds,
+    ty: &str,
+    vrow: i64,
+    pk: Option<&str>,
+    rows: &rapport_fhir::index::IndexRows,
+) -> Result<i64> {
+    let p = |code: &str| param_id(params, ty, code);
+    let mut written = 0;
+    if !rows.tokens.is_empty() {
+        let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_token (param, code, system, vrow, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        for r in &rows.tokens {
+            written += s.execute(params![p(r.param)?, r.code, r.system, vrow, pk])?;
+        }
+    }
+    if !rows.strings.is_empty() {
+        let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_string (param, value, vrow, patient_key) VALUES (?1, ?2, ?3, ?4)")?;
+        for r in &rows.strings {
+            written += s.execute(params![p(r.param)?, r.value, vrow, pk])?;
+        }
+    }
+    if !rows.dates.is_empty() {
+        let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_date (param, start_ms, end_ms, vrow, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        for r in &rows.dates {
+            written += s.execute(params![p(r.param)?, r.range.start, r.range.end, vrow, pk])?;
+        }
+    }
+    if !rows.references.is_empty() {
+        let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_reference (target_id, target_type, param, vrow, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        for r in &rows.references {
+            written += s.execute(params![r.target_id, r.target_type, p(r.param)?, vrow, pk])?;
+        }
+    }
+    if !rows.quantities.is_empty() {
+        let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_quantity (param, code, value, system, unit, vrow, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+        for r in &rows.quantities {
+            written += s.execute(params![
+                p(r.param)?,
+                r.code,
+                r.value,
+                r.system,
+                r.unit,
+                vrow,
+                pk
+            ])?;
+        }
+    }
+    Ok(written as i64)
+}
+
+const INDEX_TABLES: [&str; 5] = [
+    "idx_token",
+    "idx_string",
+    "idx_date",
+    "idx_reference",
+    "idx_quantity",
+];
 
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {

@@ -23,14 +23,22 @@ impl Drop for TestStore {
             }
             return;
         }
-        if let (Some(server), DatabaseUrl::Postgres(url)) = (&self.server, &self.url) {
-            // Close our connections first, then drop the database.
-            self.store = Box::new(Closed);
-            if let Some(name) = url.rsplit('/').next().filter(|n| n.starts_with("rapport_test_")) {
-                if let Ok(mut admin) = postgres::Client::connect(server, postgres::NoTls) {
-                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        if let (Some(server), DatabaseUrl::Postgres(url)) = (self.server.clone(), self.url.clone())
+        {
+            // Close our connections first, then drop the database; on a thread of its own,
+            // because the blocking client cannot run inside an async test's runtime.
+            let store = std::mem::replace(&mut self.store, Box::new(Closed));
+            let _ = std::thread::spawn(move || {
+                drop(store);
+                let name = url.rsplit('/').next().unwrap_or_default();
+                if name.starts_with("rapport_test_") {
+                    if let Ok(mut admin) = postgres::Client::connect(&server, postgres::NoTls) {
+                        let _ = admin
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                    }
                 }
-            }
+            })
+            .join();
         }
     }
 }
@@ -68,7 +76,10 @@ impl Store for Closed {
         Ok(Default::default())
     }
     fn search_patients(&self, _: &crate::PatientSearch) -> Result<crate::PatientPage> {
-        Ok(crate::PatientPage { total: 0, patients: Vec::new() })
+        Ok(crate::PatientPage {
+            total: 0,
+            patients: Vec::new(),
+        })
     }
     fn patient_record(&self, _: &str) -> Result<Vec<crate::StoredResource>> {
         Ok(Vec::new())
@@ -118,9 +129,9 @@ pub fn fresh_database_url_on(
     match postgres {
         Some(server) if !server.is_empty() => {
             let name = format!("rapport_test_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = postgres::Client::connect(&server, postgres::NoTls)?;
+            let mut admin = postgres::Client::connect(server, postgres::NoTls)?;
             admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
-            let mut url = ::url::Url::parse(&server)
+            let mut url = ::url::Url::parse(server)
                 .map_err(|e| crate::StoreError::InvalidUrl(e.to_string()))?;
             url.set_path(&name);
             Ok((DatabaseUrl::Postgres(url.to_string()), None))

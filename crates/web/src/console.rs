@@ -439,13 +439,12 @@ fn render_360(patient: &Item, items: &[Item], names: &HashMap<String, String>) -
             table {
                 thead { tr { th { "When" } th { "What" } th { "Details" } th { "Source" } } }
                 tbody {
-                    @let mut year = String::new();
-                    @for item in &timeline {
+                    @for (i, item) in timeline.iter().enumerate() {
                         @let when = view::clinical_date(&item.resource).unwrap_or("");
-                        @let y = when.get(..4).unwrap_or("undated").to_owned();
-                        @if y != year {
-                            tr.year { td colspan="4" { (y) } }
-                            @let _ = { year = y; };
+                        @let year = when.get(..4).unwrap_or("undated");
+                        @let previous = i.checked_sub(1).map(|p| view::clinical_date(&timeline[p].resource).unwrap_or("").get(..4).unwrap_or("undated"));
+                        @if previous != Some(year) {
+                            tr.year { td colspan="4" { (year) } }
                         }
                         tr {
                             td { (format_date(when)) }

@@ -29,7 +29,10 @@ fn b12_primitive_extensions_without_values_are_kept() {
     assert!(stored.get("birthDate").is_none());
     assert_eq!(stored["_birthDate"]["extension"][0]["valueCode"], "masked");
     let address = serde_json::to_string(&stored["address"][0]).unwrap();
-    assert!(address.contains(r#""line":[null,null],"_line":[{"extension""#), "{address}");
+    assert!(
+        address.contains(r#""line":[null,null],"_line":[{"extension""#),
+        "{address}"
+    );
     // Patient?birthdate=1970 cannot match: there is no birth date row.
     let q = rapport_fhir::query::Query {
         resource_type: "Patient".into(),
@@ -72,9 +75,15 @@ fn b13_if_none_exist_in_both_spellings_creates_one_patient_and_replays_create_no
     assert!(summary.errors.is_empty(), "{:?}", summary.errors);
     assert_eq!(count(s, "Patient"), 1);
     let outcomes = &reports[0].outcomes;
-    assert_eq!(outcomes[0].key, outcomes[1].key, "both fullUrls resolve to one patient");
+    assert_eq!(
+        outcomes[0].key, outcomes[1].key,
+        "both fullUrls resolve to one patient"
+    );
     let obs = read(s, "Observation", &outcomes[2].key.id).unwrap();
-    assert_eq!(obs["subject"]["reference"], format!("Patient/{}", outcomes[0].key.id));
+    assert_eq!(
+        obs["subject"]["reference"],
+        format!("Patient/{}", outcomes[0].key.id)
+    );
 
     let (again, _) = import_json(s, "b13.json", &b13_bundle());
     assert_eq!((again.created, again.updated), (0, 0));
@@ -92,7 +101,10 @@ fn b13_two_puts_on_one_id_are_refused_before_any_write() {
     let (summary, _) = import_json(s, "dup.json", &bundle);
     assert_eq!(summary.errors.len(), 1);
     let message = summary.errors[0].to_string();
-    assert!(message.contains("Bundle.entry[0] and Bundle.entry[1] both write Patient/pat-dup"), "{message}");
+    assert!(
+        message.contains("Bundle.entry[0] and Bundle.entry[1] both write Patient/pat-dup"),
+        "{message}"
+    );
     assert_eq!(count(s, "Patient"), 0);
 }
 
@@ -113,7 +125,8 @@ fn b14_bundle(with_location: bool) -> Value {
         "subject": {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000a1"},
         "participant": [{"individual": {"reference": "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9999999990"}}]});
     if with_location {
-        encounter["location"] = json!([{"location": {"reference": "Location?identifier=http://example.org/loc|NOPE"}}]);
+        encounter["location"] =
+            json!([{"location": {"reference": "Location?identifier=http://example.org/loc|NOPE"}}]);
     }
     json!({"resourceType": "Bundle", "type": "transaction", "entry": [
       {"fullUrl": "urn:uuid:00000000-0000-4000-8000-0000000000a1",
@@ -136,7 +149,10 @@ fn b14_an_unresolvable_conditional_reference_fails_the_whole_transaction() {
     assert_eq!(summary.errors.len(), 1, "{:?}", summary.errors);
     let message = summary.errors[0].to_string();
     assert!(message.contains("Bundle.entry[1]"), "{message}");
-    assert!(message.contains("Location?identifier=http://example.org/loc|NOPE"), "{message}");
+    assert!(
+        message.contains("Location?identifier=http://example.org/loc|NOPE"),
+        "{message}"
+    );
     assert_eq!(count(s, "Patient"), 0);
     assert_eq!(count(s, "Encounter"), 0);
 }
@@ -151,10 +167,19 @@ fn b14_conditional_urn_and_versioned_references_are_rewritten() {
     let outcomes = &reports[0].outcomes;
     let patient_id = &outcomes[0].key.id;
     let encounter = read(s, "Encounter", &outcomes[1].key.id).unwrap();
-    assert_eq!(encounter["subject"]["reference"], format!("Patient/{patient_id}"));
-    assert_eq!(encounter["participant"][0]["individual"]["reference"], "Practitioner/npi-gp");
+    assert_eq!(
+        encounter["subject"]["reference"],
+        format!("Patient/{patient_id}")
+    );
+    assert_eq!(
+        encounter["participant"][0]["individual"]["reference"],
+        "Practitioner/npi-gp"
+    );
     let obs = read(s, "Observation", &outcomes[2].key.id).unwrap();
-    assert_eq!(obs["basedOn"][0]["reference"], "ServiceRequest/sr-1/_history/2");
+    assert_eq!(
+        obs["basedOn"][0]["reference"],
+        "ServiceRequest/sr-1/_history/2"
+    );
     let q = query::parse("Encounter", "practitioner=Practitioner/npi-gp").unwrap();
     assert_eq!(s.find_ids(&q).unwrap(), [outcomes[1].key.id.clone()]);
 }
@@ -170,10 +195,15 @@ fn b14_a_conditional_reference_matching_two_resources_fails_the_bundle() {
     ]);
     import_json(s, "locations.json", &twins);
     let mut bundle = b14_bundle(false);
-    bundle["entry"][1]["resource"]["location"] = json!([{"location": {"reference": "Location?identifier=http://example.org/loc|TWICE"}}]);
+    bundle["entry"][1]["resource"]["location"] =
+        json!([{"location": {"reference": "Location?identifier=http://example.org/loc|TWICE"}}]);
     let (summary, _) = import_json(s, "b14.json", &bundle);
     assert_eq!(summary.errors.len(), 1);
-    assert!(summary.errors[0].message.contains("matches 2 resources"), "{}", summary.errors[0]);
+    assert!(
+        summary.errors[0].message.contains("matches 2 resources"),
+        "{}",
+        summary.errors[0]
+    );
     assert_eq!(count(s, "Encounter"), 0);
 }
 
@@ -189,8 +219,17 @@ fn b17_decimals_come_back_with_the_digits_they_were_sent_with() {
   {"code":{"text":"d"},"valueQuantity":{"value":140.0,"unit":"mm[Hg]","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}"#;
     let (summary, _) = import_many(s, vec![("dec.json".into(), text.as_bytes().to_vec())]);
     assert!(summary.errors.is_empty(), "{:?}", summary.errors);
-    let stored = s.read(&rapport_store::ResourceKey::new("Observation", "dec-1")).unwrap().unwrap().content;
-    for literal in [r#""value":1.50,"#, r#""value":0.700,"#, r#""value":6,"#, r#""value":140.0,"#] {
+    let stored = s
+        .read(&rapport_store::ResourceKey::new("Observation", "dec-1"))
+        .unwrap()
+        .unwrap()
+        .content;
+    for literal in [
+        r#""value":1.50,"#,
+        r#""value":0.700,"#,
+        r#""value":6,"#,
+        r#""value":140.0,"#,
+    ] {
         assert!(stored.contains(literal), "{literal} missing from {stored}");
     }
 }
@@ -214,7 +253,10 @@ fn b19_contained_resources_survive_repeated_writes_and_are_not_stored_alone() {
         let stored = read(s, "MedicationDispense", "md-1").unwrap();
         let contained = stored["contained"].as_array().unwrap();
         assert_eq!(contained.len(), 2);
-        assert_eq!((contained[0]["id"].as_str(), contained[1]["id"].as_str()), (Some("med1"), Some("mr1")));
+        assert_eq!(
+            (contained[0]["id"].as_str(), contained[1]["id"].as_str()),
+            (Some("med1"), Some("mr1"))
+        );
         assert_eq!(stored["medicationReference"]["reference"], "#med1");
         assert_eq!(contained[1]["medicationReference"]["reference"], "#med1");
         assert_eq!(stored["authorizingPrescription"][0]["reference"], "#mr1");
@@ -224,8 +266,15 @@ fn b19_contained_resources_survive_repeated_writes_and_are_not_stored_alone() {
     assert_eq!(s.patient_record("pat-1").unwrap().len(), 1);
 
     let mut orphan = dispense.clone();
-    orphan["contained"].as_array_mut().unwrap().push(json!({"resourceType": "Medication", "id": "unused"}));
+    orphan["contained"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"resourceType": "Medication", "id": "unused"}));
     let (summary, _) = import_json(s, "b19-bad.json", &put(&orphan));
     assert_eq!(summary.errors.len(), 1);
-    assert!(summary.errors[0].message.contains("dom-3"), "{}", summary.errors[0]);
+    assert!(
+        summary.errors[0].message.contains("dom-3"),
+        "{}",
+        summary.errors[0]
+    );
 }

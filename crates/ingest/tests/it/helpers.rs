@@ -8,7 +8,8 @@ use rapport_store::{ResourceKey, Store};
 use serde_json::Value;
 
 pub fn store() -> TestStore {
-    fresh_store().expect("a fresh test store (is PostgreSQL running, if RAPPORT_TEST_DATABASE_URL is set?)")
+    fresh_store()
+        .expect("a fresh test store (is PostgreSQL running, if RAPPORT_TEST_DATABASE_URL is set?)")
 }
 
 /// `../shared/fixtures` next to the checkout, or `RAPPORT_FIXTURES`.
@@ -17,19 +18,33 @@ pub fn fixtures_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
-    assert!(dir.is_dir(), "fixtures not found at {} (set RAPPORT_FIXTURES)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "fixtures not found at {} (set RAPPORT_FIXTURES)",
+        dir.display()
+    );
     dir
 }
 
 pub const NOW: i64 = 1_796_300_000_000;
 
 pub fn import_json(store: &dyn Store, name: &str, doc: &Value) -> (Summary, Vec<UnitReport>) {
-    import_many(store, vec![(name.to_owned(), serde_json::to_vec(doc).unwrap())])
+    import_many(
+        store,
+        vec![(name.to_owned(), serde_json::to_vec(doc).unwrap())],
+    )
 }
 
-pub fn import_many(store: &dyn Store, inputs: Vec<(String, Vec<u8>)>) -> (Summary, Vec<UnitReport>) {
+pub fn import_many(
+    store: &dyn Store,
+    inputs: Vec<(String, Vec<u8>)>,
+) -> (Summary, Vec<UnitReport>) {
     let units = inputs.into_iter().map(|(name, bytes)| Unit {
-        payload: if name.ends_with(".ndjson") { Payload::Ndjson(bytes) } else { Payload::Json(bytes) },
+        payload: if name.ends_with(".ndjson") {
+            Payload::Ndjson(bytes)
+        } else {
+            Payload::Json(bytes)
+        },
         name,
         kind: "file",
     });
@@ -47,7 +62,12 @@ pub fn read(store: &dyn Store, ty: &str, id: &str) -> Option<Value> {
 }
 
 pub fn count(store: &dyn Store, ty: &str) -> u64 {
-    store.counts_by_type().unwrap().get(ty).copied().unwrap_or(0)
+    store
+        .counts_by_type()
+        .unwrap()
+        .get(ty)
+        .copied()
+        .unwrap_or(0)
 }
 
 /// The resource without the server-managed meta fields, for comparing with input.

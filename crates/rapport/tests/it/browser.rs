@@ -11,7 +11,8 @@ use crate::helpers::spawn_app;
 async fn a_care_coordinator_finds_a_patient_and_their_condition_in_the_browser() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let ready = dir.join("node_modules/playwright-core").is_dir() && std::path::Path::new(&chromium).exists();
+    let ready = dir.join("node_modules/playwright-core").is_dir()
+        && std::path::Path::new(&chromium).exists();
     if !ready {
         let required = std::env::var_os("RAPPORT_REQUIRE_BROWSER").is_some();
         let message = format!(
@@ -27,7 +28,13 @@ async fn a_care_coordinator_finds_a_patient_and_their_condition_in_the_browser()
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .current_dir(&dir)
-            .args(["console.mjs", &base, "lourdes alcantar", "Mrs. Lourdes Alcántar", "Alzheimer's disease"])
+            .args([
+                "console.mjs",
+                &base,
+                "lourdes alcantar",
+                "Mrs. Lourdes Alcántar",
+                "Alzheimer's disease",
+            ])
             .output()
             .expect("node runs")
     })

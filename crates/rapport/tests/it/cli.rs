@@ -28,15 +28,22 @@ fn import_then_stats_reports_the_fixture_counts_and_names_the_bad_entry() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     // One entry of the fixtures is malformed: the exit code says so, the rest is imported.
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stderr.contains("ObservationBundle_batch-response_bom.json: Bundle.entry[1]"), "{stderr}");
-    assert!(stdout.starts_with("Imported 21 files: "), "{stdout}");
+    assert!(
+        stderr.contains("ObservationBundle_batch-response_bom.json: Bundle.entry[1]"),
+        "{stderr}"
+    );
+    assert!(stdout.starts_with("Imported 22 files: "), "{stdout}");
     assert!(stdout.contains("resources/s"), "{stdout}");
 
-    let out = rapport().args(["stats", "--json", "--database-url", &url]).output().unwrap();
+    let out = rapport()
+        .args(["stats", "--json", "--database-url", &url])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let counts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(counts["Patient"], 18, "{counts}");
-    assert!(counts["Observation"].as_u64().unwrap() > 2000, "{counts}");
+    assert_eq!(counts["Observation"], 1879, "{counts}");
+    assert_eq!(counts["Practitioner"], 119, "{counts}");
 
     // Importing again changes nothing.
     let out = rapport()
@@ -64,14 +71,40 @@ fn the_demo_generates_a_population_through_the_importer() {
     let (url, _dir) = fresh_database_url().unwrap();
     let url = url_string(&url);
     let out = rapport()
-        .args(["demo", "--patients", "30", "--seed", "7", "--no-serve", "--database-url", &url])
+        .args([
+            "demo",
+            "--patients",
+            "30",
+            "--seed",
+            "7",
+            "--no-serve",
+            "--database-url",
+            &url,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = rapport().args(["stats", "--json", "--database-url", &url]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rapport()
+        .args(["stats", "--json", "--database-url", &url])
+        .output()
+        .unwrap();
     let counts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(counts["Patient"], 30, "{counts}");
-    for ty in ["Practitioner", "Organization", "Encounter", "Condition", "MedicationRequest", "Appointment", "Observation", "Immunization", "DocumentReference"] {
+    for ty in [
+        "Practitioner",
+        "Organization",
+        "Encounter",
+        "Condition",
+        "MedicationRequest",
+        "Appointment",
+        "Observation",
+        "Immunization",
+        "DocumentReference",
+    ] {
         assert!(counts[ty].as_u64().unwrap_or(0) > 0, "no {ty} in {counts}");
     }
 }

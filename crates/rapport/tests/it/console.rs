@@ -9,7 +9,10 @@ async fn the_health_check_answers_once_the_store_is_ready() {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
-    assert!(matches!(body["store"].as_str(), Some("sqlite" | "postgres")), "{body}");
+    assert!(
+        matches!(body["store"].as_str(), Some("sqlite" | "postgres")),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -24,10 +27,15 @@ async fn the_patient_list_is_paginated_and_searchable_by_name_identifier_and_bir
     assert!(page.contains("Mr. Bernardo Ordóñez"), "{page}");
     assert!(page.contains("Showing 1–1 of 1"));
     let (_, page) = app.get_text("/patients?name=maria+medina").await;
-    assert!(page.contains("María Eugenia Medina") || page.contains("María"), "{page}");
+    assert!(
+        page.contains("María Eugenia Medina") || page.contains("María"),
+        "{page}"
+    );
 
     // Identifier (the Synthea MRN is the patient's uuid) and birth date.
-    let (_, page) = app.get_text("/patients?identifier=e27d88b0-c5e5-4042-ad49-184f6226f4c5").await;
+    let (_, page) = app
+        .get_text("/patients?identifier=e27d88b0-c5e5-4042-ad49-184f6a900ee3")
+        .await;
     assert!(page.contains("Luigi"), "{page}");
     let (_, page) = app.get_text("/patients?birthdate=1957").await;
     assert!(page.contains("Ordóñez"), "{page}");
@@ -50,14 +58,30 @@ async fn the_360_page_shows_the_whole_story_with_sources() {
     assert_eq!(status, 200);
     assert!(page.contains("<h1>Mrs. Lourdes Alcántar</h1>"), "{page}");
     // Active problems by display text; resolved ones are not listed as active.
-    assert!(page.contains("Alzheimer&#39;s disease (disorder)") || page.contains("Alzheimer's disease (disorder)"));
+    assert!(
+        page.contains("Alzheimer&#39;s disease (disorder)")
+            || page.contains("Alzheimer's disease (disorder)")
+    );
     assert!(page.contains("Chronic congestive heart failure (disorder)"));
     // Vitals with their units, dates in a readable form, and where each fact came from.
     assert!(page.contains("Latest vital signs"));
-    assert!(page.contains(" kg") && page.contains("mm[Hg]"), "vitals with units");
-    assert!(page.contains("from Lourdes_Alcántar_5f258739"), "provenance of items");
+    assert!(
+        page.contains(" kg") && page.contains("mm[Hg]"),
+        "vitals with units"
+    );
+    assert!(
+        page.contains("from Lourdes_Alcántar_5f258739"),
+        "provenance of items"
+    );
     assert!(page.contains("deceased"));
-    for section in ["Demographics", "Current medications", "Allergies", "Immunizations", "Timeline", "Latest laboratory results"] {
+    for section in [
+        "Demographics",
+        "Current medications",
+        "Allergies",
+        "Immunizations",
+        "Timeline",
+        "Latest laboratory results",
+    ] {
         assert!(page.contains(section), "missing section {section}");
     }
 }

@@ -10,7 +10,6 @@ use rapport_store::Store;
 
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub store: Arc<dyn Store>,
     pub client: reqwest::Client,
     _db: TestStore,
     _shutdown: tokio::sync::oneshot::Sender<()>,
@@ -22,7 +21,12 @@ impl TestApp {
     }
 
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let response = self.client.get(self.url(path)).send().await.expect("the app answers");
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the app answers");
         let status = response.status().as_u16();
         (status, response.text().await.unwrap())
     }
@@ -33,7 +37,11 @@ pub fn fixtures_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
-    assert!(dir.is_dir(), "fixtures not found at {} (set RAPPORT_FIXTURES)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "fixtures not found at {} (set RAPPORT_FIXTURES)",
+        dir.display()
+    );
     dir
 }
 
@@ -46,13 +54,16 @@ pub fn import_fixtures(store: &dyn Store) {
 
 /// Start the real application on 127.0.0.1:0 against a fresh store holding the fixtures.
 pub async fn spawn_app() -> TestApp {
-    let db = fresh_store().expect("a fresh store");
-    // The store is opened a second time for the app, as `rapport serve` would.
-    let store: Arc<dyn Store> = Arc::from(rapport_store::open(&db.url).unwrap());
-    let import_store = store.clone();
-    tokio::task::spawn_blocking(move || import_fixtures(import_store.as_ref()))
-        .await
-        .unwrap();
+    // Opening a store blocks (the PostgreSQL client has its own runtime): not on the async thread.
+    let (db, store) = tokio::task::spawn_blocking(|| {
+        let db = fresh_store().expect("a fresh store");
+        // The store is opened a second time for the app, as `rapport serve` would.
+        let store: Arc<dyn Store> = Arc::from(rapport_store::open(&db.url).unwrap());
+        import_fixtures(store.as_ref());
+        (db, store)
+    })
+    .await
+    .unwrap();
     let app = rapport::Application::build("127.0.0.1:0".parse().unwrap(), store.clone())
         .await
         .unwrap();
@@ -63,7 +74,6 @@ pub async fn spawn_app() -> TestApp {
     }));
     TestApp {
         addr,
-        store,
         client: reqwest::Client::new(),
         _db: db,
         _shutdown: tx,

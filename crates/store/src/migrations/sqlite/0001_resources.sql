@@ -24,6 +24,7 @@ CREATE TABLE resource (
     deleted       INTEGER NOT NULL, -- 1 when the latest version is a tombstone
     sort_key      TEXT,             -- list order (normalised "family given" for patients)
     vrow          INTEGER NOT NULL, -- resource_version.vrow of the current version
+    index_rows    INTEGER NOT NULL, -- search index rows written for that version
     PRIMARY KEY (resource_type, id)
 ) WITHOUT ROWID;
 CREATE INDEX resource_by_patient ON resource (patient_key) WHERE patient_key IS NOT NULL;
@@ -56,58 +57,54 @@ CREATE TABLE search_param (
     UNIQUE (resource_type, code)
 );
 
--- Search index (FHIR R4 search.html), rows of the current version only. Keyed first by the
--- version row that wrote them (`vrow` = resource_version.vrow), which only grows: inserts append
--- at the right edge of the B-tree, and replacing a resource's rows is a range delete. Rows are
--- kept narrow (parameter number, no repeated resource type or id: the id is one rowid lookup
--- away) because their width is what a bulk import pays for. A second index serves searches.
+-- Search index (FHIR R4 search.html), rows of the current version only. Each table is one
+-- B-tree whose key is the search key followed by `vrow` (resource_version.vrow, which leads to
+-- the resource id): a search is a range scan, and an insert costs one seek. Rows are kept narrow
+-- (a parameter number, no repeated resource type or id) because their width is what a bulk
+-- import pays for. On update the store recomputes the old version's rows and deletes them by key;
+-- `resource.index_rows` counts them so a mismatch falls back to a scan (see sqlite.rs).
 CREATE TABLE idx_token (
-    vrow          INTEGER NOT NULL,
     param         INTEGER NOT NULL REFERENCES search_param (param),
-    system        TEXT NOT NULL,    -- '' when the value has no system
     code          TEXT NOT NULL,
+    system        TEXT NOT NULL,    -- '' when the value has no system
+    vrow          INTEGER NOT NULL,
     patient_key   TEXT,
-    PRIMARY KEY (vrow, param, system, code)
+    PRIMARY KEY (param, code, system, vrow)
 ) WITHOUT ROWID;
-CREATE INDEX idx_token_search ON idx_token (param, code, system);
 
 CREATE TABLE idx_string (
-    vrow          INTEGER NOT NULL,
     param         INTEGER NOT NULL REFERENCES search_param (param),
     value         TEXT NOT NULL,    -- lower case, accents removed
+    vrow          INTEGER NOT NULL,
     patient_key   TEXT,
-    PRIMARY KEY (vrow, param, value)
+    PRIMARY KEY (param, value, vrow)
 ) WITHOUT ROWID;
-CREATE INDEX idx_string_search ON idx_string (param, value);
 
 CREATE TABLE idx_date (
-    vrow          INTEGER NOT NULL,
     param         INTEGER NOT NULL REFERENCES search_param (param),
     start_ms      INTEGER NOT NULL, -- the value's precision as a half-open range [start, end)
     end_ms        INTEGER NOT NULL,
+    vrow          INTEGER NOT NULL,
     patient_key   TEXT,
-    PRIMARY KEY (vrow, param, start_ms, end_ms)
+    PRIMARY KEY (param, start_ms, end_ms, vrow)
 ) WITHOUT ROWID;
-CREATE INDEX idx_date_search ON idx_date (param, start_ms, end_ms);
 
 CREATE TABLE idx_reference (
-    vrow          INTEGER NOT NULL,
-    param         INTEGER NOT NULL REFERENCES search_param (param),
-    target_type   TEXT NOT NULL,
     target_id     TEXT NOT NULL,
+    target_type   TEXT NOT NULL,
+    param         INTEGER NOT NULL REFERENCES search_param (param),
+    vrow          INTEGER NOT NULL,
     patient_key   TEXT,
-    PRIMARY KEY (vrow, param, target_type, target_id)
+    PRIMARY KEY (target_id, target_type, param, vrow)
 ) WITHOUT ROWID;
-CREATE INDEX idx_reference_search ON idx_reference (target_id, target_type, param);
 
 CREATE TABLE idx_quantity (
-    vrow          INTEGER NOT NULL,
     param         INTEGER NOT NULL REFERENCES search_param (param),
+    code          TEXT NOT NULL,
     value         REAL NOT NULL,
     system        TEXT NOT NULL,
-    code          TEXT NOT NULL,
     unit          TEXT NOT NULL,
+    vrow          INTEGER NOT NULL,
     patient_key   TEXT,
-    PRIMARY KEY (vrow, param, system, code, value, unit)
+    PRIMARY KEY (param, code, value, system, unit, vrow)
 ) WITHOUT ROWID;
-CREATE INDEX idx_quantity_search ON idx_quantity (param, code, value);

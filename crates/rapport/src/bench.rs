@@ -55,11 +55,39 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
-fn fresh_store(
-    postgres: Option<&str>,
-) -> anyhow::Result<(Box<dyn Store>, Option<tempfile::TempDir>)> {
+/// A store on a fresh scratch database; dropping it removes the database.
+struct Scratch {
+    store: Option<Box<dyn Store>>,
+    url: rapport_store::DatabaseUrl,
+    server: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Scratch {
+    fn store(&self) -> &dyn Store {
+        self.store.as_deref().expect("open until dropped")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        drop(self.store.take());
+        if let Some(server) = &self.server {
+            if let Err(e) = rapport_store::testing::drop_scratch_database(server, &self.url) {
+                eprintln!("could not drop the scratch database: {e}");
+            }
+        }
+    }
+}
+
+fn fresh_store(postgres: Option<&str>) -> anyhow::Result<Scratch> {
     let (url, dir) = fresh_database_url_on(postgres)?;
-    Ok((rapport_store::open(&url)?, dir))
+    Ok(Scratch {
+        store: Some(rapport_store::open(&url)?),
+        url,
+        server: postgres.map(str::to_owned),
+        _dir: dir,
+    })
 }
 
 fn load_inputs(
@@ -110,7 +138,8 @@ fn bench_import(
     for run in 0..runs.max(1) {
         // Floor: parse each input and write its resources as plain rows, one transaction per
         // input (as the importer does), into a table with no index.
-        let (store, _dir) = fresh_store(postgres)?;
+        let scratch = fresh_store(postgres)?;
+        let store = scratch.store();
         let started = Instant::now();
         let mut floor_count = 0;
         for (_, bytes) in &inputs {
@@ -133,16 +162,17 @@ fn bench_import(
         }
         floor_secs.push(started.elapsed().as_secs_f64());
         store.drop_unindexed_rows()?;
-        drop(store);
+        drop(scratch);
 
-        let (store, _dir) = fresh_store(postgres)?;
+        let scratch = fresh_store(postgres)?;
+        let store = scratch.store();
         let units = inputs.iter().map(|(name, bytes)| Unit {
             name: name.clone(),
             kind: "file",
             payload: Payload::Json(bytes.clone()),
         });
         let started = Instant::now();
-        let summary = import_units(store.as_ref(), units, &crate::now_ms, &mut |_| {});
+        let summary = import_units(store, units, &crate::now_ms, &mut |_| {});
         import_secs.push(started.elapsed().as_secs_f64());
         resources = summary.resources();
         eprintln!(
@@ -169,8 +199,9 @@ fn bench_import(
 }
 
 fn bench_page(postgres: Option<&str>, requests: usize, paths: &[PathBuf]) -> anyhow::Result<()> {
-    let (store, _dir) = fresh_store(postgres)?;
-    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(store);
+    let mut scratch = fresh_store(postgres)?;
+    let store: std::sync::Arc<dyn Store> =
+        std::sync::Arc::from(scratch.store.take().expect("a fresh store"));
     let files = files::collect_files(paths)?;
     let units = files
         .iter()

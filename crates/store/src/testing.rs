@@ -43,6 +43,19 @@ impl Drop for TestStore {
     }
 }
 
+/// Drop a scratch database made by [`fresh_database_url_on`] (PostgreSQL only; a temporary
+/// SQLite directory removes itself). Names other than `rapport_test_*` are left alone.
+pub fn drop_scratch_database(server: &str, url: &DatabaseUrl) -> Result<()> {
+    if let DatabaseUrl::Postgres(url) = url {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        if name.starts_with("rapport_test_") {
+            let mut admin = postgres::Client::connect(server, postgres::NoTls)?;
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Stands in for a store that has been closed.
 struct Closed;
 

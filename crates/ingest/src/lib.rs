@@ -237,7 +237,7 @@ struct Group {
 
 impl Group {
     const MAX_INPUTS: usize = 1000;
-    const MAX_ENTRIES: usize = 100_000;
+    const MAX_ENTRIES: usize = 20_000;
 
     fn is_full(&self) -> bool {
         self.units.len() >= Self::MAX_INPUTS || self.entries >= Self::MAX_ENTRIES

@@ -41,8 +41,8 @@ fn configure(conn: &Connection) -> Result<()> {
         PRAGMA foreign_keys = ON;
         -- Wait up to 5 s for a lock instead of failing at once (e.g. a checkpoint in progress).
         PRAGMA busy_timeout = 5000;
-        -- 256 MiB page cache for the writer: the index B-trees of a large import stay in memory.
-        PRAGMA cache_size = -262144;
+        -- 128 MiB page cache for the writer: the index B-trees of a large import stay in memory.
+        PRAGMA cache_size = -131072;
         -- Temporary B-trees (sorts, INTERSECT) in memory.
         PRAGMA temp_store = MEMORY;
         -- Checkpoint every 64 MiB of WAL rather than every 4 MiB: a bulk import rewrites the

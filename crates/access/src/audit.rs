@@ -209,35 +209,64 @@ pub struct BrokenLink {
     pub reason: String,
 }
 
-/// Check records given in sequence order, starting from the first ever written. Returns how many
-/// were checked.
-pub fn verify_chain(records: impl IntoIterator<Item = ChainedRecord>) -> Result<u64, BrokenLink> {
-    let mut prev_hash = GENESIS;
-    let mut prev_seq = 0;
-    let mut count = 0;
-    for r in records {
+/// Checks records one by one, in sequence order, from the first ever written.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    prev_hash: [u8; 32],
+    prev_seq: i64,
+    count: u64,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        ChainVerifier {
+            prev_hash: GENESIS,
+            prev_seq: 0,
+            count: 0,
+        }
+    }
+}
+
+impl ChainVerifier {
+    /// Check the next record.
+    pub fn check(&mut self, r: &ChainedRecord) -> Result<(), BrokenLink> {
         let broken = |reason: String| BrokenLink { seq: r.seq, reason };
-        if r.seq != prev_seq + 1 {
+        if r.seq != self.prev_seq + 1 {
             return Err(broken(format!(
                 "expected record {} next (records are missing or out of order)",
-                prev_seq + 1
+                self.prev_seq + 1
             )));
         }
-        if r.prev_hash != prev_hash {
+        if r.prev_hash != self.prev_hash {
             return Err(broken(
                 "its link to the previous record does not match".into(),
             ));
         }
-        if chain_hash(&prev_hash, r.seq, &r.record) != r.hash {
+        if chain_hash(&self.prev_hash, r.seq, &r.record) != r.hash {
             return Err(broken(
                 "its content does not match its hash (the record was altered)".into(),
             ));
         }
-        prev_hash = r.hash;
-        prev_seq = r.seq;
-        count += 1;
+        self.prev_hash = r.hash;
+        self.prev_seq = r.seq;
+        self.count += 1;
+        Ok(())
     }
-    Ok(count)
+
+    /// Records checked so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+/// Check records given in sequence order, starting from the first ever written. Returns how many
+/// were checked.
+pub fn verify_chain(records: impl IntoIterator<Item = ChainedRecord>) -> Result<u64, BrokenLink> {
+    let mut v = ChainVerifier::default();
+    for r in records {
+        v.check(&r)?;
+    }
+    Ok(v.count())
 }
 
 const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";

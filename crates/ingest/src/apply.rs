@@ -12,7 +12,9 @@
 //! A transaction is all or nothing. Other bundle types and NDJSON apply entry by entry: a bad
 //! entry is reported and the rest is written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use rapport_access::audit::{Actor, AuditAction, AuditRecord, Outcome};
 
 use rapport_fhir::bundle::{self, Entry, Method, Mode, Parsed};
 use rapport_fhir::hash::content_hash;
@@ -151,11 +153,30 @@ pub(crate) fn apply_in_tx(
         writers: HashMap::new(),
         by_identifier: HashMap::new(),
         conditional_cache: HashMap::new(),
+        patients_written: BTreeMap::new(),
     };
     let written = run.apply(parsed, &source, defer_unresolved)?;
+    let patients_written = std::mem::take(&mut run.patients_written);
     let inner = run.report;
     if written {
         report.outcomes = inner.outcomes;
+        // Every write of patient data is audited, in the same transaction: one record per
+        // patient whose data this input changed.
+        for (patient, count) in patients_written {
+            tx.append_audit(&AuditRecord {
+                recorded_ms: now_ms,
+                actor: Actor::command_line(&format!("import:{}", unit.kind)),
+                action: AuditAction::Import,
+                outcome: Outcome::Success,
+                entities: vec![format!("Patient/{patient}")],
+                patient_id: Some(patient),
+                source: "cli".into(),
+                basis: "import".into(),
+                purpose: None,
+                flagged: false,
+                detail: format!("{count} resources written"),
+            })?;
+        }
     }
     report.errors = inner.errors;
     Ok(report)
@@ -194,6 +215,8 @@ struct Run<'t, 'f> {
     /// (type, system, value) of resources planned in this input, for identity matching.
     by_identifier: HashMap<(String, String, String), ResourceKey>,
     conditional_cache: HashMap<String, Result<String, (String, bool)>>,
+    /// Versions written per patient, for the audit trail.
+    patients_written: BTreeMap<String, u64>,
 }
 
 /// An error about one entry: message and whether another input might fix it.
@@ -408,6 +431,9 @@ impl Run<'_, '_> {
                         existed,
                     },
                 };
+                if let Some(p) = &new_version.patient_key {
+                    *self.patients_written.entry(p.clone()).or_default() += 1;
+                }
                 self.tx.put(new_version)?;
             }
             self.report

@@ -8,10 +8,13 @@
 //! here blocks. The web layer calls it from `tokio::task::spawn_blocking`.
 #![forbid(unsafe_code)]
 
+mod access;
 mod pg;
+mod pg_access;
 mod pool;
 mod query_sql;
 mod sqlite;
+mod sqlite_access;
 pub mod testing;
 mod url;
 
@@ -20,6 +23,10 @@ use std::collections::BTreeMap;
 use rapport_fhir::index::IndexRows;
 use rapport_fhir::query::Query;
 
+pub use access::{
+    AccessRows, AccessStore, AccessTx, AuditFilter, BreakGlassRecord, NewUser, SessionRecord,
+    TokenRecord, UserRecord,
+};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use url::DatabaseUrl;
@@ -46,6 +53,9 @@ pub enum StoreError {
     /// The closure given to [`Store::write`] decided to roll back; it keeps its own reason.
     #[error("the transaction was rolled back")]
     Aborted,
+    /// A uniqueness rule refused the write (e.g. an account with that e-mail exists).
+    #[error("{0} already exists")]
+    Duplicate(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -134,6 +144,8 @@ pub struct PatientSearch {
     pub identifier: Option<String>,
     /// A birth date range `[start, end)` in ms; patients whose birth date lies within match.
     pub birth_date: Option<(i64, i64)>,
+    /// Only these patients (the ones the user may see); `None`: no such limit.
+    pub only_ids: Option<Vec<String>>,
     pub offset: u64,
     pub limit: u64,
 }
@@ -145,7 +157,7 @@ pub struct PatientPage {
 }
 
 /// Operations inside one write transaction. Reads here see the transaction's own writes.
-pub trait WriteTx {
+pub trait WriteTx: AccessTx {
     /// What is stored of each key, in the same order (`None`: never written).
     fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<Option<Existing>>>;
     /// Ids of current, non-deleted resources matching `query` (conditional references,
@@ -166,7 +178,7 @@ pub enum Durability {
 }
 
 /// The resource store. Implementations: [`SqliteStore`], [`PgStore`].
-pub trait Store: Send + Sync {
+pub trait Store: AccessStore + Send + Sync {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Run `work` in one transaction; commit when it returns `Ok`, roll back otherwise.

@@ -18,13 +18,19 @@ use crate::{
     SourceInfo, Store, StoreError, StoredResource, WriteTx,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres/0001_resources.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/postgres/0001_resources.sql")),
+    (
+        2,
+        include_str!("migrations/postgres/0002_accounts_audit.sql"),
+    ),
+];
 
 /// Serialises migrations of concurrent start-ups (pg_advisory_xact_lock key).
 const MIGRATION_LOCK: i64 = 0x0052_4150_504f_5254;
 
 pub struct PgStore {
-    pool: Pool<Client>,
+    pub(crate) pool: Pool<Client>,
 }
 
 impl PgStore {
@@ -208,8 +214,8 @@ struct QuantityCols {
     patient_key: Vec<Option<String>>,
 }
 
-struct PgTx<'c> {
-    tx: postgres::Transaction<'c>,
+pub(crate) struct PgTx<'c> {
+    pub(crate) tx: postgres::Transaction<'c>,
     buf: Buffers,
     pending: usize,
 }

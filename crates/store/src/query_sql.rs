@@ -167,5 +167,13 @@ pub(crate) fn patient_filter(
         );
         filter.push_str(&format!(" AND r.id IN ({ids})"));
     }
+    if let Some(only) = &search.only_ids {
+        if only.is_empty() {
+            filter.push_str(" AND 1 = 0");
+        } else {
+            let args: Vec<String> = only.iter().map(|id| sql.text_arg(id)).collect();
+            filter.push_str(&format!(" AND r.id IN ({})", args.join(", ")));
+        }
+    }
     filter
 }

@@ -14,7 +14,10 @@ use crate::{
     SourceInfo, Store, StoreError, StoredResource, WriteTx,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_resources.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/sqlite/0001_resources.sql")),
+    (2, include_str!("migrations/sqlite/0002_accounts_audit.sql")),
+];
 
 /// Numbers of the search parameters (table `search_param`), by resource type and code.
 type ParamIds = HashMap<&'static str, HashMap<&'static str, i64>>;
@@ -25,7 +28,7 @@ pub struct SqliteStore {
     /// SQLite allows one writer at a time; a single connection behind a mutex makes that explicit
     /// instead of leaving writers to collide on SQLITE_BUSY.
     writer: Mutex<Connection>,
-    readers: Pool<Connection>,
+    pub(crate) readers: Pool<Connection>,
 }
 
 /// Pragmas for every connection, each with its reason.
@@ -219,8 +222,8 @@ fn stored_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
     })
 }
 
-struct SqliteTx<'c> {
-    tx: rusqlite::Transaction<'c>,
+pub(crate) struct SqliteTx<'c> {
+    pub(crate) tx: rusqlite::Transaction<'c>,
     params: &'c ParamIds,
 }
 

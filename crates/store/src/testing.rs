@@ -114,6 +114,45 @@ impl TestStore {
     }
 }
 
+impl crate::AccessStore for Closed {
+    fn user_by_email(&self, _: &str) -> Result<Option<crate::UserRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn user_by_id(&self, _: i64) -> Result<Option<crate::UserRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn users(&self) -> Result<Vec<crate::UserRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn session_by_hash(&self, _: &[u8; 32]) -> Result<Option<crate::SessionRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn token_by_hash(&self, _: &[u8; 32]) -> Result<Option<crate::TokenRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn tokens_of(&self, _: i64) -> Result<Vec<crate::TokenRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn access_rows(&self, _: i64, _: Option<&str>) -> Result<crate::AccessRows> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn assigned_to(&self, _: &str) -> Result<Vec<(i64, String, String)>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn break_glass_list(&self, _: bool, _: u64) -> Result<Vec<crate::BreakGlassRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn audit_page(
+        &self,
+        _: &crate::AuditFilter,
+    ) -> Result<Vec<rapport_access::audit::ChainedRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn audit_after(&self, _: i64, _: u64) -> Result<Vec<rapport_access::audit::ChainedRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
+}
+
 /// Create a fresh, empty, migrated store for one test.
 pub fn fresh_store() -> Result<TestStore> {
     let (url, dir) = fresh_database_url()?;

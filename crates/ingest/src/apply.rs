@@ -47,6 +47,28 @@ pub fn apply_unit(
     apply_prepared(store, unit, prepare(unit), now_ms, defer_unresolved)
 }
 
+/// Import one input on behalf of a signed-in user: instead of the per-patient import records,
+/// `audit` (the user's write, already authorised) is appended in the same transaction when the
+/// input writes anything.
+pub fn apply_unit_audited(
+    store: &dyn Store,
+    unit: &Unit,
+    now_ms: i64,
+    audit: &AuditRecord,
+) -> UnitReport {
+    let mut prepared = Some(prepare(unit));
+    let mut report = None;
+    let result = store.write(Durability::Immediate, &mut |tx| {
+        let prepared = prepared.take().expect("the write closure runs once");
+        report = Some(apply_in_tx(tx, unit, prepared, now_ms, false, Some(audit))?);
+        Ok(())
+    });
+    match result {
+        Ok(()) => report.expect("set by the closure"),
+        Err(e) => failed_in_storage(unit, &e),
+    }
+}
+
 /// An input parsed and checked as far as possible without the store. Preparing needs no store,
 /// so [`crate::import_units`] prepares the next input on another thread while one is written.
 pub struct Prepared {
@@ -82,7 +104,14 @@ pub fn apply_prepared(
     let mut report = None;
     let result = store.write(Durability::Deferred, &mut |tx| {
         let prepared = prepared.take().expect("the write closure runs once");
-        report = Some(apply_in_tx(tx, unit, prepared, now_ms, defer_unresolved)?);
+        report = Some(apply_in_tx(
+            tx,
+            unit,
+            prepared,
+            now_ms,
+            defer_unresolved,
+            None,
+        )?);
         Ok(())
     });
     match result {
@@ -116,6 +145,7 @@ pub(crate) fn apply_in_tx(
     prepared: Prepared,
     now_ms: i64,
     defer_unresolved: bool,
+    audit_as: Option<&AuditRecord>,
 ) -> Result<UnitReport, StoreError> {
     let mut report = UnitReport {
         name: unit.name.clone(),
@@ -160,9 +190,14 @@ pub(crate) fn apply_in_tx(
     let inner = run.report;
     if written {
         report.outcomes = inner.outcomes;
-        // Every write of patient data is audited, in the same transaction: one record per
-        // patient whose data this input changed.
-        for (patient, count) in patients_written {
+        // Every write of patient data is audited, in the same transaction: the user's record,
+        // or one import record per patient whose data this input changed.
+        if let Some(record) = audit_as {
+            if !patients_written.is_empty() {
+                tx.append_audit(record)?;
+            }
+        }
+        for (patient, count) in patients_written.into_iter().filter(|_| audit_as.is_none()) {
             tx.append_audit(&AuditRecord {
                 recorded_ms: now_ms,
                 actor: Actor::command_line(&format!("import:{}", unit.kind)),

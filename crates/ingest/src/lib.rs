@@ -16,7 +16,7 @@ use std::fmt;
 use rapport_store::{Durability, ResourceKey, Store};
 use serde_json::Value;
 
-pub use apply::{apply_prepared, apply_unit, prepare, Prepared};
+pub use apply::{apply_prepared, apply_unit, apply_unit_audited, prepare, Prepared};
 
 /// What one input holds.
 pub enum Payload {
@@ -254,7 +254,7 @@ impl Group {
         let mut reports = Vec::with_capacity(units.len());
         let result = store.write(Durability::Deferred, &mut |tx| {
             for (unit, p) in units.iter().zip(prepared.take().expect("runs once")) {
-                reports.push(apply::apply_in_tx(tx, unit, p, now_ms, true)?);
+                reports.push(apply::apply_in_tx(tx, unit, p, now_ms, true, None)?);
             }
             Ok(())
         });

@@ -11,6 +11,8 @@ use rapport_store::DatabaseUrl;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Cookies marked Secure: Rapport is reached over HTTPS (a TLS-terminating proxy in front).
+    pub secure_cookies: bool,
     pub data_dir: PathBuf,
     pub database_url: DatabaseUrl,
 }
@@ -33,6 +35,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Mark session cookies Secure. Set this whenever users reach Rapport over HTTPS (behind a
+    /// TLS-terminating reverse proxy; see README, "Deploying").
+    #[arg(long, env = "RAPPORT_SECURE_COOKIES")]
+    pub secure_cookies: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -50,8 +56,36 @@ impl ServeArgs {
     pub fn config(&self) -> anyhow::Result<Config> {
         Ok(Config {
             listen: self.listen,
+            secure_cookies: self.secure_cookies,
             data_dir: self.store.data_dir.clone(),
             database_url: self.store.database_url()?,
         })
+    }
+}
+
+/// [`StoreArgs`] for commands with subcommands (`rapport user add …`): the flags may come before
+/// or after the subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalStoreArgs {
+    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB. Default: an SQLite file in
+    /// the data directory.
+    #[arg(long, env = "RAPPORT_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Directory for Rapport's files (the default SQLite database lives here).
+    #[arg(
+        long,
+        env = "RAPPORT_DATA_DIR",
+        default_value = "./rapport-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+}
+
+impl From<GlobalStoreArgs> for StoreArgs {
+    fn from(g: GlobalStoreArgs) -> Self {
+        StoreArgs {
+            database_url: g.database_url,
+            data_dir: g.data_dir,
+        }
     }
 }

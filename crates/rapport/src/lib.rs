@@ -2,6 +2,7 @@
 //! the command-line commands' bodies. The libraries do the work; this crate connects them.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod bench;
 pub mod config;
 pub mod import;
@@ -19,16 +20,38 @@ pub use config::Config;
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    state: rapport_web::AppState,
 }
 
 impl Application {
     /// Open nothing, bind the listener (port 0 picks a free port) and build the routes.
     pub async fn build(listen: SocketAddr, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        Self::build_with(
+            listen,
+            rapport_web::AppState::new(store, rapport_web::Settings::default()),
+        )
+        .await
+    }
+
+    /// [`Application::build`] with given state (settings, a clock tests can move).
+    pub async fn build_with(
+        listen: SocketAddr,
+        state: rapport_web::AppState,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let router = rapport_web::router(rapport_web::AppState { store });
-        Ok(Application { listener, router })
+        let router = rapport_web::router(state.clone());
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The state the handlers share (tests move its clock).
+    pub fn state(&self) -> &rapport_web::AppState {
+        &self.state
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -42,10 +65,15 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("HTTP server failed")
+        // The peer address goes into the audit trail of each request.
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rapport::config::{ServeArgs, StoreArgs};
+use rapport::config::{GlobalStoreArgs, ServeArgs, StoreArgs};
 use rapport::{bench, import, open_store, shutdown_signal, Application};
 
 #[derive(Parser)]
@@ -53,6 +53,27 @@ enum Command {
         #[arg(long)]
         no_serve: bool,
     },
+    /// Accounts: add, reset passwords, put staff on care teams, grant caregivers access.
+    User {
+        #[command(flatten)]
+        store: GlobalStoreArgs,
+        #[command(subcommand)]
+        command: rapport::accounts::UserCommand,
+    },
+    /// API tokens for integrations.
+    Token {
+        #[command(flatten)]
+        store: GlobalStoreArgs,
+        #[command(subcommand)]
+        command: rapport::accounts::TokenCommand,
+    },
+    /// The audit trail: verify its hash chain, export it as FHIR AuditEvent.
+    Audit {
+        #[command(flatten)]
+        store: GlobalStoreArgs,
+        #[command(subcommand)]
+        command: rapport::accounts::AuditCommand,
+    },
     /// Benchmarks whose figures go into BENCHMARKS.md.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -80,7 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let config = args.config()?;
             let store = open_store(&config)?;
-            serve(config.listen, store)?;
+            serve(&config, store)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { store, paths } => {
@@ -131,11 +152,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     summary.errors.len()
                 );
             }
+            let logins = rapport::accounts::demo_accounts(store.as_ref())?;
+            println!("Demo sign-ins (at /login):");
+            for l in &logins {
+                println!(
+                    "  {:<12} {:<36} password {}  sees {}",
+                    l.role, l.email, l.password, l.sees
+                );
+            }
             if no_serve {
                 return Ok(ExitCode::SUCCESS);
             }
-            serve(config.listen, store)?;
+            serve(&config, store)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::User {
+            store,
+            command: cmd,
+        } => {
+            let store = open_store(&store_only(&store.into())?)?;
+            rapport::accounts::run_user(store.as_ref(), cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            store,
+            command: cmd,
+        } => {
+            let store = open_store(&store_only(&store.into())?)?;
+            rapport::accounts::run_token(store.as_ref(), cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            store,
+            command: cmd,
+        } => {
+            let store = open_store(&store_only(&store.into())?)?;
+            Ok(if rapport::accounts::run_audit(store.as_ref(), cmd)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Bench(cmd) => {
             bench::run(cmd)?;
@@ -147,18 +203,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn store_only(args: &StoreArgs) -> anyhow::Result<rapport::Config> {
     Ok(rapport::Config {
         listen: "127.0.0.1:0".parse().expect("a valid address"),
+        secure_cookies: false,
         data_dir: args.data_dir.clone(),
         database_url: args.database_url()?,
     })
 }
 
 fn serve(
-    listen: std::net::SocketAddr,
+    config: &rapport::Config,
     store: std::sync::Arc<dyn rapport_store::Store>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let settings = rapport_web::Settings {
+        secure_cookies: config.secure_cookies,
+        ..rapport_web::Settings::default()
+    };
+    let listen = config.listen;
     runtime.block_on(async move {
-        let app = Application::build(listen, store).await?;
+        let app =
+            Application::build_with(listen, rapport_web::AppState::new(store, settings)).await?;
         println!("Rapport is serving on http://{}/", app.local_addr());
         app.run_until(shutdown_signal()).await
     })

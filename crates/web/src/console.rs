@@ -1,71 +1,77 @@
-//! The care team's console: the patient list and each patient's 360 page.
+//! The care team's console: the patient list and each patient's 360 page, adding a note to a
+//! record, and break-the-glass. Every handler here goes through [`crate::access`] first.
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect};
-use axum::routing::get;
-use axum::Router;
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use axum::routing::{get, post};
+use axum::Form;
+use maud::{html, Markup};
+use rapport_access::policy::{Action, Basis, Decision};
 use rapport_fhir::{date, text};
 use rapport_store::{PatientSearch, ResourceKey, StoredResource};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::access;
+use crate::page::layout;
 use crate::view::{self, concept, format_date, str_at};
-use crate::{AppState, WebError};
+use crate::{AppState, Caller, RouteAccess, RouteBook, WebError};
 
 const PAGE_SIZE: u64 = 25;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/patients") }))
-        .route("/patients", get(patient_list))
-        .route("/patients/{id}", get(patient_page))
-}
-
-const STYLE: &str = r#"
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2933;background:#f5f7fa;line-height:1.4}
-header.top{background:#1d4e89;color:#fff;padding:.6rem 1.5rem;display:flex;gap:1.5rem;align-items:center}
-header.top a{color:#fff;text-decoration:none;font-weight:600}
-main{padding:1rem 1.5rem;max-width:1200px}
-table{border-collapse:collapse;width:100%;background:#fff}
-th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e4e7eb;vertical-align:top}
-th{background:#eef2f7;font-weight:600}
-form.search{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0 1rem}
-form.search input{padding:.4rem;border:1px solid #9aa5b1;border-radius:4px}
-button{padding:.4rem .9rem;border:0;border-radius:4px;background:#1d4e89;color:#fff;cursor:pointer}
-section.card{background:#fff;border:1px solid #e4e7eb;border-radius:6px;padding:.6rem 1rem;margin-bottom:1rem}
-section.card h2{font-size:1.05rem;margin:.2rem 0 .6rem}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:1rem}
-.muted{color:#616e7c;font-size:.85em}
-.source{color:#616e7c;font-size:.8em}
-.badge{display:inline-block;padding:0 .4rem;border-radius:3px;background:#e4e7eb;font-size:.8em}
-.badge.warn{background:#fde2e1;color:#8a1c1c}
-.pager{margin:1rem 0;display:flex;gap:1rem;align-items:center}
-.year{background:#eef2f7;font-weight:600}
-"#;
-
-pub(crate) fn layout(title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Rapport" }
-                style { (PreEscaped(STYLE)) }
-            }
-            body {
-                header.top { a href="/patients" { "Rapport" } a href="/patients" { "Patients" } }
-                main { (body) }
-            }
-        }
-    }
+pub(crate) fn routes(book: RouteBook) -> RouteBook {
+    book.add(
+        "GET",
+        "/",
+        RouteAccess::Public,
+        get(|| async { Redirect::to("/patients") }),
+    )
+    .add(
+        "GET",
+        "/patients",
+        RouteAccess::PatientList,
+        get(patient_list),
+    )
+    // Searches are POSTed so that names and birth dates stay out of URLs (and the access
+    // logs of proxies in front of Rapport).
+    .add(
+        "POST",
+        "/patients",
+        RouteAccess::PatientList,
+        post(patient_search),
+    )
+    .add(
+        "GET",
+        "/patients/{id}",
+        RouteAccess::PatientRead,
+        get(patient_page),
+    )
+    .add(
+        "POST",
+        "/patients/{id}/notes",
+        RouteAccess::PatientWrite,
+        post(add_note),
+    )
+    .add(
+        "POST",
+        "/patients/{id}/break-glass",
+        RouteAccess::BreakGlass,
+        post(break_glass),
+    )
 }
 
 #[derive(Deserialize, Default)]
-pub(crate) struct ListParams {
+pub(crate) struct PageParams {
+    #[serde(default)]
+    page: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct SearchForm {
+    #[serde(default)]
+    csrf: String,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -78,8 +84,32 @@ pub(crate) struct ListParams {
 
 async fn patient_list(
     State(state): State<AppState>,
-    Query(params): Query<ListParams>,
-) -> Result<impl IntoResponse, WebError> {
+    caller: Caller,
+    Query(params): Query<PageParams>,
+) -> Result<Html<String>, WebError> {
+    let form = SearchForm {
+        page: params.page,
+        ..SearchForm::default()
+    };
+    list(&state, &caller, form).await
+}
+
+async fn patient_search(
+    State(state): State<AppState>,
+    caller: Caller,
+    Form(form): Form<SearchForm>,
+) -> Result<Html<String>, WebError> {
+    caller.check_csrf(&form.csrf)?;
+    list(&state, &caller, form).await
+}
+
+/// The patients the caller may see, filtered by the search, one page of them.
+async fn list(
+    state: &AppState,
+    caller: &Caller,
+    params: SearchForm,
+) -> Result<Html<String>, WebError> {
+    let visible = access::visible(state, caller).await?;
     let page = params.page.unwrap_or(1).max(1);
     let birth_range = date::parse_range(params.birthdate.trim());
     let search = PatientSearch {
@@ -90,6 +120,7 @@ async fn patient_list(
             .collect(),
         identifier: Some(params.identifier.trim().to_owned()).filter(|s| !s.is_empty()),
         birth_date: birth_range.map(|r| (r.start, r.end)),
+        only_ids: Some(visible),
         offset: (page - 1) * PAGE_SIZE,
         limit: PAGE_SIZE,
     };
@@ -97,6 +128,12 @@ async fn patient_list(
     let result = state
         .with_store(move |s| s.search_patients(&search))
         .await?;
+    access::record_list(
+        state,
+        caller,
+        result.patients.iter().map(|p| p.key.id.clone()).collect(),
+    )
+    .await?;
     let patients: Vec<Value> = result
         .patients
         .iter()
@@ -104,17 +141,25 @@ async fn patient_list(
         .collect();
     let first = (page - 1) * PAGE_SIZE + 1;
     let last = (page - 1) * PAGE_SIZE + patients.len() as u64;
-    let link = |p: u64| {
-        format!(
-            "/patients?name={}&identifier={}&birthdate={}&page={p}",
-            urlencode(&params.name),
-            urlencode(&params.identifier),
-            urlencode(&params.birthdate)
-        )
+    let csrf = caller.csrf().unwrap_or_default().to_owned();
+    // The pager repeats the search as a POST, so the criteria never enter a URL.
+    let pager_button = |p: u64, label: &str, rel: &str| {
+        html! {
+            form.inline method="post" action="/patients" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="name" value=(params.name);
+                input type="hidden" name="identifier" value=(params.identifier);
+                input type="hidden" name="birthdate" value=(params.birthdate);
+                input type="hidden" name="page" value=(p);
+                button type="submit" rel=(rel) { (label) }
+            }
+        }
     };
     let body = html! {
         h1 { "Patients" }
-        form.search method="get" action="/patients" role="search" {
+        p.muted { "Patients on your care team or panel, and those whose record you may see." }
+        form.search method="post" action="/patients" role="search" {
+            input type="hidden" name="csrf" value=(csrf);
             label { "Name " input type="search" name="name" value=(params.name) placeholder="e.g. Maria Medina" autofocus; }
             label { "MRN or identifier " input type="search" name="identifier" value=(params.identifier); }
             label { "Birth date " input type="search" name="birthdate" value=(params.birthdate) placeholder="YYYY-MM-DD"; }
@@ -145,25 +190,13 @@ async fn patient_list(
                 }
             }
             nav.pager aria-label="pages" {
-                @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Previous" } }
+                @if page > 1 { (pager_button(page - 1, "← Previous", "prev")) }
                 span.muted { "Page " (page) " of " (result.total.div_ceil(PAGE_SIZE)) }
-                @if last < result.total { a href=(link(page + 1)) rel="next" { "Next →" } }
+                @if last < result.total { (pager_button(page + 1, "Next →", "next")) }
             }
         }
     };
-    Ok(Html(layout("Patients", body).into_string()))
-}
-
-fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    Ok(Html(layout("Patients", Some(caller), body).into_string()))
 }
 
 /// The medical record number if there is one (identifier type v2-0203 MR), else the first
@@ -188,8 +221,10 @@ struct Item {
 
 async fn patient_page(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, WebError> {
+    let granted = access::require(&state, &caller, &id, Action::Read).await?;
     let record = {
         let id = id.clone();
         state.with_store(move |s| s.patient_record(&id)).await?
@@ -205,6 +240,7 @@ async fn patient_page(
         .iter()
         .find(|i| i.stored.key.resource_type == "Patient" && i.stored.key.id == id)
     else {
+        access::record(&state, &caller, &granted, vec![format!("Patient/{id}")]).await?;
         return Err(WebError::NotFound);
     };
     // Names of the practitioners and organisations the record points at.
@@ -225,9 +261,188 @@ async fn patient_page(
             ))
         })
         .collect();
-    let body = render_360(patient, &items, &names);
+    // The whole compartment was read: one audit record names it (`Patient/id/*`).
+    access::record(&state, &caller, &granted, vec![format!("Patient/{id}/*")]).await?;
+    let body = html! {
+        @if let Decision::Allow(Basis::BreakGlass { .. }) = granted.decision {
+            p.flag role="status" { "Emergency access (break-the-glass): recorded and reviewed." }
+        }
+        (render_360(patient, &items, &names))
+        @if let Some(csrf) = caller.csrf() {
+            section.card aria-labelledby="add-note" {
+                h2 #add-note { "Add a note" }
+                form method="post" action={ "/patients/" (id) "/notes" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label { "Note " textarea name="text" rows="3" cols="70" required maxlength="10000" {} }
+                    " "
+                    button type="submit" { "Add note" }
+                }
+            }
+        }
+    };
     let title = view::person_name(&patient.resource);
-    Ok(Html(layout(&title, body).into_string()))
+    Ok(Html(layout(&title, Some(&caller), body).into_string()))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NoteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// Add a note to the record: a DocumentReference (LOINC 34109-9 "Note") with the text inline,
+/// written through the importer (versioned, with provenance "console") and audited as a write in
+/// the same transaction.
+async fn add_note(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Form(form): Form<NoteForm>,
+) -> Result<impl IntoResponse, WebError> {
+    caller.check_csrf(&form.csrf)?;
+    let granted = access::require(&state, &caller, &id, Action::Write).await?;
+    let note = form.text.trim().to_owned();
+    if note.is_empty() {
+        access::record(&state, &caller, &granted, vec![format!("Patient/{id}")]).await?;
+        return Err(WebError::BadRequest("The note is empty.".into()));
+    }
+    let now = state.clock.now_ms();
+    let when = chrono::DateTime::from_timestamp_millis(now)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    use base64::Engine;
+    let doc = json!({
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "type": {"coding": [{"system": "http://loinc.org", "code": "34109-9", "display": "Note"}], "text": "Note"},
+        "subject": {"reference": format!("Patient/{id}")},
+        "date": when,
+        "author": [{"display": caller.principal.name}],
+        "description": "Note added in the console",
+        "content": [{"attachment": {
+            "contentType": "text/plain; charset=utf-8",
+            "data": base64::engine::general_purpose::STANDARD.encode(note.as_bytes()),
+            "creation": when,
+        }}],
+    });
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+        "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        "resource": doc,
+        "request": {"method": "POST", "url": "DocumentReference"},
+    }]});
+    let record = granted.record(&caller, vec![format!("Patient/{id}")], now);
+    let unit = rapport_ingest::Unit {
+        name: format!("console note by {}", caller.principal.email),
+        kind: "console",
+        payload: rapport_ingest::Payload::Value(bundle),
+    };
+    let report = state
+        .with_store(move |s| Ok(rapport_ingest::apply_unit_audited(s, &unit, now, &record)))
+        .await?;
+    if !report.errors.is_empty() {
+        return Err(WebError::Internal("the note could not be stored".into()));
+    }
+    Ok(Redirect::to(&format!("/patients/{id}#timeline")))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct BreakGlassForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Break the glass (hard case B43): care staff not on the patient's care team state a reason and
+/// get time-limited access to this one patient, recorded and flagged for review.
+async fn break_glass(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Form(form): Form<BreakGlassForm>,
+) -> Result<impl IntoResponse, WebError> {
+    caller.check_csrf(&form.csrf)?;
+    if !rapport_fhir::id::is_valid_id(&id) {
+        return Err(WebError::NotFound);
+    }
+    let now = state.clock.now_ms();
+    let (principal, pid) = (caller.principal.clone(), id.clone());
+    let decision = state
+        .with_auth(move |s| rapport_auth::authorize(s, &principal, &pid, Action::Read, now))
+        .await?;
+    let to = Redirect::to(&format!("/patients/{id}"));
+    match decision {
+        // Already allowed: nothing to break; the request is still recorded.
+        Decision::Allow(_) => {
+            let mut record = rapport_auth::access_record(
+                &caller.principal,
+                &caller.source,
+                decision,
+                Action::Read,
+                Some(&id),
+                vec![format!("Patient/{id}")],
+                now,
+            );
+            record.action = rapport_access::audit::AuditAction::BreakGlass;
+            record.detail = "not needed: access already allowed".into();
+            state
+                .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+                .await?;
+            Ok(to)
+        }
+        Decision::Deny(denial) if !caller.principal.may_break_glass() => {
+            let mut record = rapport_auth::access_record(
+                &caller.principal,
+                &caller.source,
+                decision,
+                Action::Read,
+                Some(&id),
+                vec![format!("Patient/{id}")],
+                now,
+            );
+            record.action = rapport_access::audit::AuditAction::BreakGlass;
+            state
+                .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+                .await?;
+            Err(WebError::Forbidden {
+                message: denial.message().to_owned(),
+                break_glass_for: None,
+            })
+        }
+        Decision::Deny(_) => {
+            if form.reason.trim().chars().count() < 5 {
+                let mut record = rapport_auth::access_record(
+                    &caller.principal,
+                    &caller.source,
+                    decision,
+                    Action::Read,
+                    Some(&id),
+                    vec![format!("Patient/{id}")],
+                    now,
+                );
+                record.action = rapport_access::audit::AuditAction::BreakGlass;
+                record.detail = "refused: no reason given".into();
+                state
+                    .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+                    .await?;
+                return Err(WebError::BadRequest("Breaking the glass needs a reason: say in a few words why you need this record now.".into()));
+            }
+            let (principal, source, reason, duration) = (
+                caller.principal.clone(),
+                caller.source.clone(),
+                form.reason.clone(),
+                state.settings.session.break_glass_ms,
+            );
+            state
+                .with_auth(move |s| {
+                    rapport_auth::break_glass(s, &principal, &source, &id, &reason, duration, now)
+                })
+                .await?;
+            Ok(to)
+        }
+    }
 }
 
 fn collect_provider_refs(v: &Value, out: &mut Vec<ResourceKey>) {

@@ -1,27 +1,115 @@
 //! Rapport's HTTP layer: the care team's console (server-rendered HTML, no JavaScript build
-//! step) and the health check. This is the only crate that knows HTTP; handlers adapt requests
-//! to store calls and render the results.
+//! step), sign-in, the admin pages and the health check. This is the only crate that knows HTTP;
+//! handlers adapt requests to `rapport-auth` and store calls and render the results.
+//!
+//! Every route is declared once, in [`routes`], with what it touches ([`RouteAccess`]); the
+//! authorisation matrix test walks that list, so a route cannot be added without being covered.
 #![forbid(unsafe_code)]
 
+mod access;
+mod admin;
+mod caller;
 mod console;
 mod error;
+mod login;
+mod page;
+mod security;
 mod view;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
+use rapport_access::session::{LockoutPolicy, SessionPolicy};
 use rapport_store::Store;
 
+pub use caller::Caller;
 pub use error::WebError;
+
+/// Security settings of the web layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub session: SessionPolicy,
+    pub lockout: LockoutPolicy,
+    /// Mark cookies Secure (the site is served over HTTPS, directly or behind a proxy).
+    pub secure_cookies: bool,
+    /// Sign-in attempts allowed per client address per 5 minutes.
+    pub sign_in_attempts_per_address: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            session: SessionPolicy::default(),
+            lockout: LockoutPolicy::default(),
+            secure_cookies: false,
+            sign_in_attempts_per_address: 30,
+        }
+    }
+}
+
+/// The time, with an offset that tests move forward to travel in time.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    pub fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn advance(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+/// Sign-in attempts per client address in the current window (in memory: a restart forgets,
+/// the per-account lockout in the database does not).
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    attempts: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+impl Throttle {
+    const WINDOW_MS: i64 = 5 * 60 * 1000;
+
+    /// Count one attempt; false when the address is over its limit.
+    pub(crate) fn allow(&self, address: &str, limit: u32, now_ms: i64) -> bool {
+        let mut map = self.attempts.lock().expect("throttle lock");
+        if map.len() > 10_000 {
+            map.retain(|_, (start, _)| now_ms - *start < Self::WINDOW_MS);
+        }
+        let entry = map.entry(address.to_owned()).or_insert((now_ms, 0));
+        if now_ms - entry.0 >= Self::WINDOW_MS {
+            *entry = (now_ms, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= limit
+    }
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub settings: Settings,
+    pub clock: Arc<Clock>,
+    pub(crate) throttle: Arc<Throttle>,
 }
 
 impl AppState {
+    pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
+        AppState {
+            store,
+            settings,
+            clock: Arc::new(Clock::default()),
+            throttle: Arc::new(Throttle::default()),
+        }
+    }
+
     /// Run a blocking store call off the async executor.
     pub(crate) async fn with_store<T: Send + 'static>(
         &self,
@@ -33,14 +121,112 @@ impl AppState {
             .map_err(|e| WebError::Internal(format!("store task failed: {e}")))?
             .map_err(WebError::from)
     }
+
+    /// Run a blocking `rapport-auth` call off the async executor.
+    pub(crate) async fn with_auth<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> rapport_auth::Result<T> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| WebError::Internal(format!("store task failed: {e}")))?
+            .map_err(WebError::from)
+    }
 }
 
-/// All routes of the application.
+/// What a route touches, and so who may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAccess {
+    /// Anyone (sign-in page, health check, style sheet).
+    Public,
+    /// Any signed-in user; no patient data.
+    SignedIn,
+    /// Admins only; no clinical data.
+    Admin,
+    /// Patients in a list: only those the user may see.
+    PatientList,
+    /// One patient's record, read.
+    PatientRead,
+    /// One patient's record, added to or changed.
+    PatientWrite,
+    /// Emergency access to one patient.
+    BreakGlass,
+}
+
+impl RouteAccess {
+    pub fn touches_patient_data(self) -> bool {
+        matches!(
+            self,
+            RouteAccess::PatientList
+                | RouteAccess::PatientRead
+                | RouteAccess::PatientWrite
+                | RouteAccess::BreakGlass
+        )
+    }
+}
+
+/// One route: method, path (axum syntax) and what it touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: RouteAccess,
+}
+
+/// Routes and their specs, built together so that the list cannot drift from the router.
+pub(crate) struct RouteBook {
+    router: Router<AppState>,
+    specs: Vec<RouteSpec>,
+}
+
+impl RouteBook {
+    fn new() -> Self {
+        RouteBook {
+            router: Router::new(),
+            specs: Vec::new(),
+        }
+    }
+
+    pub(crate) fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        access: RouteAccess,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        self.specs.push(RouteSpec {
+            method,
+            path,
+            access,
+        });
+        self.router = self.router.route(path, handler);
+        self
+    }
+}
+
+fn book() -> RouteBook {
+    let book = RouteBook::new()
+        .add("GET", "/healthz", RouteAccess::Public, get(healthz))
+        .add(
+            "GET",
+            "/static/rapport.css",
+            RouteAccess::Public,
+            get(style_sheet),
+        );
+    let book = login::routes(book);
+    let book = console::routes(book);
+    admin::routes(book)
+}
+
+/// Every route of the application with what it touches.
+pub fn routes() -> Vec<RouteSpec> {
+    book().specs
+}
+
+/// All routes of the application, with the security layers.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(console::routes())
-        .with_state(state)
+    security::harden(book().router).with_state(state)
 }
 
 /// 200 once the store answers a query.
@@ -50,4 +236,26 @@ async fn healthz(
     let backend = state.store.backend();
     state.with_store(|s| s.counts_by_type().map(|_| ())).await?;
     Ok(Json(serde_json::json!({"status": "ok", "store": backend})))
+}
+
+async fn style_sheet() -> impl axum::response::IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        page::STYLE,
+    )
+}
+
+pub(crate) fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -1,0 +1,493 @@
+//! `rapport user …`, `rapport token …`, `rapport audit …` and the demo's accounts. The work is
+//! done by `rapport-auth`; this only reads arguments and prints results. Changes made here are
+//! audited as the command line (`cli:user add`…), since no signed-in user is behind them.
+
+use std::io::{BufRead, Write};
+
+use anyhow::Context;
+use rapport_access::audit::{to_audit_event, Actor};
+use rapport_auth::NewAccount;
+use rapport_store::{PatientSearch, Store};
+
+use crate::now_ms;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Create an account. Without --password-stdin a strong password is generated and printed once.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// admin, clinician, coordinator, patient or caregiver (several: comma-separated).
+        #[arg(long)]
+        role: String,
+        /// For a patient account: its own record, as a resource id or an identifier system|value.
+        #[arg(long)]
+        patient: Option<String>,
+        /// For staff: their Practitioner id; the patients whose CareTeams list it become theirs.
+        #[arg(long)]
+        practitioner: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password (ends the account's sessions and lifts a lockout).
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Put a staff member on a patient's care team (panel), or take them off with --remove.
+    Assign {
+        #[arg(long)]
+        email: String,
+        /// A resource id or an identifier system|value.
+        #[arg(long)]
+        patient: String,
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Let a caregiver see a patient's record (--write: also add to it), or --revoke it.
+    Grant {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        patient: String,
+        #[arg(long)]
+        write: bool,
+        #[arg(long)]
+        revoke: bool,
+    },
+    /// Disable an account (its sessions end at once).
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// List accounts.
+    List,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for an account and print it (shown only this once).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// SMART scopes, e.g. "user/*.read" or "patient/*.read system/Observation.write".
+        #[arg(long)]
+        scopes: String,
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Revoke a token by its id (from `rapport token list`).
+    Revoke {
+        #[arg(long)]
+        id: i64,
+    },
+    /// List an account's tokens.
+    List {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit trail's hash chain; names the first broken record.
+    Verify,
+    /// Write the audit trail as FHIR AuditEvent resources, one per line (NDJSON).
+    Export {
+        /// Output file (default: standard output).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
+    } else {
+        Ok((rapport_access::secret::new_secret(), true))
+    }
+}
+
+fn cli(what: &str) -> Actor {
+    Actor::command_line(what)
+}
+
+pub fn run_user(store: &dyn Store, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add {
+            email,
+            name,
+            role,
+            patient,
+            practitioner,
+            password_stdin,
+        } => {
+            let (password, generated) = read_password(password_stdin)?;
+            let account = NewAccount {
+                email: email.clone(),
+                name,
+                roles: role,
+                patient,
+                practitioner,
+                password: password.clone(),
+            };
+            let id = rapport_auth::create_user(store, &cli("user add"), "cli", &account, now_ms())?;
+            println!("created account #{id} for {}", email.trim().to_lowercase());
+            if generated {
+                println!("password (shown once): {password}");
+            }
+        }
+        UserCommand::ResetPassword {
+            email,
+            password_stdin,
+        } => {
+            let (password, generated) = read_password(password_stdin)?;
+            rapport_auth::reset_password(
+                store,
+                &cli("user reset-password"),
+                "cli",
+                &email,
+                &password,
+                now_ms(),
+            )?;
+            println!("password changed; the account's sessions have ended");
+            if generated {
+                println!("new password (shown once): {password}");
+            }
+        }
+        UserCommand::Assign {
+            email,
+            patient,
+            remove,
+        } => {
+            let id = rapport_auth::assign(
+                store,
+                &cli("user assign"),
+                "cli",
+                &email,
+                &patient,
+                !remove,
+                now_ms(),
+            )?;
+            println!(
+                "{} {} the care team of Patient/{id}",
+                email.trim().to_lowercase(),
+                if remove { "removed from" } else { "is on" }
+            );
+        }
+        UserCommand::Grant {
+            email,
+            patient,
+            write,
+            revoke,
+        } => {
+            let grant = if revoke { None } else { Some(write) };
+            let id = rapport_auth::grant(
+                store,
+                &cli("user grant"),
+                "cli",
+                &email,
+                &patient,
+                grant,
+                now_ms(),
+            )?;
+            println!(
+                "{}: access to Patient/{id} {}",
+                email.trim().to_lowercase(),
+                match grant {
+                    None => "revoked",
+                    Some(true) => "granted (read and add)",
+                    Some(false) => "granted (read)",
+                }
+            );
+        }
+        UserCommand::Disable { email } => {
+            let user = rapport_auth::find_user(store, &email)?;
+            rapport_auth::set_disabled(
+                store,
+                &cli("user disable"),
+                "cli",
+                user.user_id,
+                true,
+                now_ms(),
+            )?;
+            println!("{} disabled", user.email);
+        }
+        UserCommand::Enable { email } => {
+            let user = rapport_auth::find_user(store, &email)?;
+            rapport_auth::set_disabled(
+                store,
+                &cli("user enable"),
+                "cli",
+                user.user_id,
+                false,
+                now_ms(),
+            )?;
+            println!("{} enabled", user.email);
+        }
+        UserCommand::List => {
+            for u in store.users()? {
+                println!(
+                    "#{:<4} {:<36} {:<24} {:<22} {}{}",
+                    u.user_id,
+                    u.email,
+                    u.name,
+                    u.roles,
+                    u.patient_id
+                        .map(|p| format!("Patient/{p} "))
+                        .unwrap_or_default(),
+                    if u.disabled { "disabled" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run_token(store: &dyn Store, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create {
+            email,
+            scopes,
+            days,
+            label,
+        } => {
+            let (id, token) = rapport_auth::create_token(
+                store,
+                &cli("token create"),
+                "cli",
+                &email,
+                &scopes,
+                days,
+                &label,
+                now_ms(),
+            )?;
+            eprintln!(
+                "token #{id} for {} (expires in {days} days); it is shown only this once:",
+                email.trim().to_lowercase()
+            );
+            println!("{token}");
+        }
+        TokenCommand::Revoke { id } => {
+            if rapport_auth::revoke_token(store, &cli("token revoke"), "cli", id, now_ms())? {
+                println!("token #{id} revoked");
+            } else {
+                anyhow::bail!("no live token #{id}");
+            }
+        }
+        TokenCommand::List { email } => {
+            let user = rapport_auth::find_user(store, &email)?;
+            let now = now_ms();
+            for t in store.tokens_of(user.user_id)? {
+                let state = match t.revoked_ms {
+                    Some(_) => "revoked",
+                    None if t.expires_ms <= now => "expired",
+                    None => "live",
+                };
+                println!(
+                    "#{:<4} {:<8} {:<40} {}",
+                    t.token_id, state, t.scopes, t.label
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Returns false when the chain is broken.
+pub fn run_audit(store: &dyn Store, cmd: AuditCommand) -> anyhow::Result<bool> {
+    match cmd {
+        AuditCommand::Verify => match rapport_auth::verify_audit(store)? {
+            Ok(n) => {
+                println!("audit chain intact: {n} records verified");
+                Ok(true)
+            }
+            Err(broken) => {
+                println!("{broken}");
+                Ok(false)
+            }
+        },
+        AuditCommand::Export { output } => {
+            let mut out: Box<dyn Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path).with_context(|| path.display().to_string())?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let mut n = 0u64;
+            let mut failed = None;
+            rapport_auth::walk_audit(store, &mut |batch| {
+                for r in batch {
+                    if failed.is_none() {
+                        if let Err(e) = writeln!(out, "{}", to_audit_event(r)) {
+                            failed = Some(e);
+                        }
+                        n += 1;
+                    }
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e).context("writing the export");
+            }
+            out.flush()?;
+            drop(out);
+            rapport_auth::record_export(store, &cli("audit export"), "cli", n, now_ms())?;
+            eprintln!("exported {n} audit records as FHIR AuditEvent");
+            Ok(true)
+        }
+    }
+}
+
+/// A demo sign-in to print.
+pub struct DemoLogin {
+    pub role: &'static str,
+    pub email: String,
+    pub password: String,
+    pub sees: String,
+}
+
+/// Create (or refresh) one demo account per role. Passwords come from `RAPPORT_DEMO_PASSWORD`
+/// or are generated for this run.
+pub fn demo_accounts(store: &dyn Store) -> anyhow::Result<Vec<DemoLogin>> {
+    let password = match std::env::var("RAPPORT_DEMO_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => rapport_access::secret::new_secret()[..20].to_owned(),
+    };
+    let page = store.search_patients(&PatientSearch {
+        limit: 30,
+        ..Default::default()
+    })?;
+    let ids: Vec<String> = page.patients.iter().map(|p| p.key.id.clone()).collect();
+    anyhow::ensure!(
+        ids.len() >= 3,
+        "the demo population has too few patients for the demo accounts"
+    );
+    // The GP of the first patient's care team becomes the demo clinician.
+    let practitioner = store
+        .patient_record(&ids[0])?
+        .iter()
+        .filter(|r| r.key.resource_type == "CareTeam")
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.content).ok())
+        .flat_map(|t| t["participant"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| {
+            p.pointer("/member/reference")
+                .and_then(|r| r.as_str())
+                .map(str::to_owned)
+        })
+        .find_map(|r| r.strip_prefix("Practitioner/").map(str::to_owned));
+    let accounts = [
+        (
+            "admin",
+            "admin@demo.rapport.example",
+            "Ada Admin",
+            "admin",
+            None,
+            None,
+            "users, the audit trail and break-the-glass reviews; no clinical data".to_owned(),
+        ),
+        (
+            "clinician",
+            "gp@demo.rapport.example",
+            "Dr Gale Practitioner",
+            "clinician",
+            None,
+            practitioner.clone(),
+            "patients whose care team includes their Practitioner".to_owned(),
+        ),
+        (
+            "coordinator",
+            "coordinator@demo.rapport.example",
+            "Cora Coordinator",
+            "coordinator",
+            None,
+            None,
+            format!("a panel of {} patients", ids.len().min(20)),
+        ),
+        (
+            "patient",
+            "patient@demo.rapport.example",
+            "Demo Patient",
+            "patient",
+            Some(ids[0].clone()),
+            None,
+            format!("their own record (Patient/{})", ids[0]),
+        ),
+        (
+            "caregiver",
+            "caregiver@demo.rapport.example",
+            "Cam Caregiver",
+            "caregiver",
+            None,
+            None,
+            format!("Patient/{} (granted read access)", ids[1]),
+        ),
+    ];
+    let now = now_ms();
+    let actor = cli("demo");
+    let mut out = Vec::new();
+    for (role, email, name, roles, patient, practitioner, sees) in accounts {
+        match store.user_by_email(email)? {
+            Some(_) => rapport_auth::reset_password(store, &actor, "cli", email, &password, now)?,
+            None => {
+                rapport_auth::create_user(
+                    store,
+                    &actor,
+                    "cli",
+                    &NewAccount {
+                        email: email.into(),
+                        name: name.into(),
+                        roles: roles.into(),
+                        patient,
+                        practitioner,
+                        password: password.clone(),
+                    },
+                    now,
+                )?;
+            }
+        }
+        out.push(DemoLogin {
+            role,
+            email: email.into(),
+            password: password.clone(),
+            sees,
+        });
+    }
+    for id in ids.iter().take(20) {
+        rapport_auth::assign(
+            store,
+            &actor,
+            "cli",
+            "coordinator@demo.rapport.example",
+            id,
+            true,
+            now,
+        )?;
+    }
+    rapport_auth::grant(
+        store,
+        &actor,
+        "cli",
+        "caregiver@demo.rapport.example",
+        &ids[1],
+        Some(false),
+        now,
+    )?;
+    Ok(out)
+}

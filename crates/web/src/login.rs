@@ -1,0 +1,198 @@
+//! Sign-in and sign-out (`/login`, `/logout`).
+//!
+//! The sign-in form is protected against login CSRF by a double-submit token: a random value in
+//! a SameSite=Strict cookie scoped to /login, repeated in the form. A successful sign-in always
+//! opens a new session (the id is rotated) and ends the one the browser had before.
+
+use axum::extract::{Query, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Form;
+use maud::html;
+use rapport_access::secret::{new_secret, secrets_equal};
+use rapport_auth::SignIn;
+use serde::Deserialize;
+
+use crate::caller::{self, clear_cookie, cookie, session_cookie_name, set_cookie, Caller};
+use crate::page::layout;
+use crate::{AppState, RouteAccess, RouteBook, WebError};
+
+const LOGIN_CSRF_COOKIE: &str = "rapport_login_csrf";
+
+pub(crate) fn routes(book: RouteBook) -> RouteBook {
+    book.add("GET", "/login", RouteAccess::Public, get(login_page))
+        .add("POST", "/login", RouteAccess::Public, post(login))
+        .add("POST", "/logout", RouteAccess::SignedIn, post(logout))
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct LoginQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Only paths on this site (`/patients/…`), never `//elsewhere` or a full URL (open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n != "/logout" =>
+        {
+            n.to_owned()
+        }
+        _ => "/patients".to_owned(),
+    }
+}
+
+fn login_form(state: &AppState, next: &str, message: Option<&str>, email: &str) -> Response {
+    let token = new_secret();
+    let body = html! {
+        div.login {
+            h1 { "Sign in to Rapport" }
+            @if let Some(m) = message { p.badge.warn role="alert" { (m) } }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(token);
+                input type="hidden" name="next" value=(next);
+                label { "E-mail" input type="email" name="email" value=(email) autocomplete="username" required autofocus; }
+                label { "Password" input type="password" name="password" autocomplete="current-password" required; }
+                button type="submit" { "Sign in" }
+            }
+        }
+    };
+    let cookie = set_cookie(
+        LOGIN_CSRF_COOKIE,
+        &token,
+        "/login",
+        state.settings.secure_cookies,
+        "Strict",
+    );
+    let status = if message.is_some() {
+        axum::http::StatusCode::UNAUTHORIZED
+    } else {
+        axum::http::StatusCode::OK
+    };
+    (
+        status,
+        [(SET_COOKIE, cookie)],
+        Html(layout("Sign in", None, body).into_string()),
+    )
+        .into_response()
+}
+
+async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    login_form(&state, &safe_next(q.next.as_deref()), None, "")
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    csrf: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// The request's headers and client address, without consuming the body.
+pub(crate) struct RequestInfo {
+    headers: HeaderMap,
+    source: String,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestInfo {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestInfo {
+            headers: parts.headers.clone(),
+            source: caller::client_address(parts),
+        })
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    info: RequestInfo,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    let next = safe_next(form.next.as_deref());
+    let source = info.source.clone();
+    match cookie(&info.headers, LOGIN_CSRF_COOKIE) {
+        Some(expected) if secrets_equal(expected, &form.csrf) => {}
+        _ => return Err(WebError::Csrf),
+    }
+    let now = state.clock.now_ms();
+    if !state
+        .throttle
+        .allow(&source, state.settings.sign_in_attempts_per_address, now)
+    {
+        return Err(WebError::TooManyRequests);
+    }
+    let previous = cookie(
+        &info.headers,
+        session_cookie_name(state.settings.secure_cookies),
+    )
+    .map(str::to_owned);
+    let (email, password, lockout, src) = (
+        form.email.clone(),
+        form.password,
+        state.settings.lockout,
+        source.clone(),
+    );
+    let outcome = state
+        .with_auth(move |s| rapport_auth::sign_in(s, &email, &password, &src, &lockout, now))
+        .await?;
+    match outcome {
+        SignIn::Success { principal, session_secret, .. } => {
+            // Rotation: the session the browser came with (if any) ends now.
+            if let Some(old) = previous {
+                state
+                    .with_store(move |s| {
+                        let hash = rapport_access::secret::hash_secret(&old);
+                        s.write(rapport_store::Durability::Immediate, &mut |tx| tx.revoke_session(&hash, now))
+                    })
+                    .await?;
+            }
+            let to = if principal.roles.iter().all(|r| *r == rapport_access::Role::Admin) && next == "/patients" { "/admin/users".to_owned() } else { next };
+            let secure = state.settings.secure_cookies;
+            let mut headers = HeaderMap::new();
+            headers.append(SET_COOKIE, set_cookie(session_cookie_name(secure), &session_secret, "/", secure, "Lax").parse().expect("a valid header"));
+            headers.append(SET_COOKIE, clear_cookie(LOGIN_CSRF_COOKIE, "/login", secure).parse().expect("a valid header"));
+            Ok((headers, Redirect::to(&to)).into_response())
+        }
+        SignIn::BadCredentials => Ok(login_form(&state, &next, Some("The e-mail or password is not right."), &form.email)),
+        SignIn::Locked { .. } => Ok(login_form(&state, &next, Some("This account is temporarily locked after repeated failed sign-ins. Try again in 15 minutes, or ask an administrator."), &form.email)),
+        SignIn::Disabled => Ok(login_form(&state, &next, Some("This account is disabled. Ask an administrator."), &form.email)),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    pub(crate) csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    caller.check_csrf(&form.csrf)?;
+    if let Some(session) = caller.session.clone() {
+        let (source, now) = (caller.source.clone(), state.clock.now_ms());
+        state
+            .with_auth(move |s| rapport_auth::sign_out(s, &session, &source, now))
+            .await?;
+    }
+    let secure = state.settings.secure_cookies;
+    Ok((
+        [(
+            SET_COOKIE,
+            clear_cookie(session_cookie_name(secure), "/", secure),
+        )],
+        Redirect::to("/login"),
+    )
+        .into_response())
+}

@@ -4,11 +4,11 @@ use std::process::Command;
 
 use rapport_store::testing::fresh_database_url;
 
-fn rapport() -> Command {
+pub(crate) fn rapport() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rapport"))
 }
 
-fn url_string(url: &rapport_store::DatabaseUrl) -> String {
+pub(crate) fn url_string(url: &rapport_store::DatabaseUrl) -> String {
     match url {
         rapport_store::DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
         rapport_store::DatabaseUrl::Postgres(u) => u.clone(),

@@ -18,43 +18,41 @@ async fn the_health_check_answers_once_the_store_is_ready() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_patient_list_is_paginated_and_searchable_by_name_identifier_and_birth_date() {
     let app = spawn_app().await;
-    let (status, page) = app.get_text("/patients").await;
-    assert_eq!(status, 200);
-    assert!(page.contains("Showing 1–18 of 18"), "{page}");
+    let me = app.login("coordinator@test.example").await;
+    let page = me.get("/patients").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Showing 1–18 of 18"), "{}", page.body);
 
-    // Accent- and case-insensitive name search.
-    let (_, page) = app.get_text("/patients?name=ORDONEZ").await;
+    // Accent- and case-insensitive name search, POSTed (criteria stay out of URLs).
+    let page = me.submit("/patients", &[("name", "ORDONEZ")]).await.body;
     assert!(page.contains("Mr. Bernardo Ordóñez"), "{page}");
     assert!(page.contains("Showing 1–1 of 1"));
-    let (_, page) = app.get_text("/patients?name=maria+medina").await;
-    assert!(
-        page.contains("María Eugenia Medina") || page.contains("María"),
-        "{page}"
-    );
+    let page = me.submit("/patients", &[("name", "maria medina")]).await.body;
+    assert!(page.contains("María Eugenia Medina") || page.contains("María"), "{page}");
 
     // Identifier (the Synthea MRN is the patient's uuid) and birth date.
-    let (_, page) = app
-        .get_text("/patients?identifier=e27d88b0-c5e5-4042-ad49-184f6a900ee3")
-        .await;
+    let page = me.submit("/patients", &[("identifier", "e27d88b0-c5e5-4042-ad49-184f6a900ee3")]).await.body;
     assert!(page.contains("Luigi"), "{page}");
-    let (_, page) = app.get_text("/patients?birthdate=1957").await;
+    let page = me.submit("/patients", &[("birthdate", "1957")]).await.body;
     assert!(page.contains("Ordóñez"), "{page}");
     assert!(!page.contains("Luigi"));
 
-    let (_, page) = app.get_text("/patients?name=nobody-has-this-name").await;
+    let page = me.submit("/patients", &[("name", "nobody-has-this-name")]).await.body;
     assert!(page.contains("No patients match."));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_360_page_shows_the_whole_story_with_sources() {
     let app = spawn_app().await;
-    let (_, list) = app.get_text("/patients?name=alcantar").await;
+    let me = app.login("coordinator@test.example").await;
+    let list = me.submit("/patients", &[("name", "alcantar")]).await.body;
     let id = list
         .split("href=\"/patients/")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("a link to the patient");
-    let (status, page) = app.get_text(&format!("/patients/{id}")).await;
+    let reply = me.get(&format!("/patients/{id}")).await;
+    let (status, page) = (reply.status, reply.body);
     assert_eq!(status, 200);
     assert!(page.contains("<h1>Mrs. Lourdes Alcántar</h1>"), "{page}");
     // Active problems by display text; resolved ones are not listed as active.
@@ -87,9 +85,11 @@ async fn the_360_page_shows_the_whole_story_with_sources() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unknown_patient_is_a_404() {
+async fn an_unknown_patient_is_refused_without_telling_whether_it_exists() {
     let app = spawn_app().await;
-    let (status, page) = app.get_text("/patients/does-not-exist").await;
-    assert_eq!(status, 404);
-    assert!(page.contains("Not found"));
+    let me = app.login("coordinator@test.example").await;
+    let reply = me.get("/patients/does-not-exist").await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.body.contains("not on this patient"));
+    assert_eq!(me.get("/patients/not%20an%20id").await.status, 404);
 }

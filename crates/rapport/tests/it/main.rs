@@ -2,6 +2,7 @@
 //! store (SQLite, or PostgreSQL when `RAPPORT_TEST_DATABASE_URL` is set), the real binary's
 //! commands, and the console in headless Chromium.
 
+mod access;
 mod browser;
 mod cli;
 mod console;

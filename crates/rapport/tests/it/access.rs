@@ -36,8 +36,9 @@ struct World {
 
 /// The accounts of the matrix: one per role, related to the three patients as described.
 fn setup(app: &TestApp) -> World {
-    // A fixture patient with a CareTeam that names a Practitioner: the clinician is that
-    // Practitioner, so their access comes from FHIR CareTeam membership.
+    // The fixtures' CareTeams have all ended (status inactive): they give no access. A current
+    // CareTeam is added for one patient, naming a Practitioner of that patient's old team; the
+    // clinician is that Practitioner, so their access comes from FHIR CareTeam membership.
     let ids = app.patient_ids();
     let (mine, practitioner) = ids
         .iter()
@@ -45,13 +46,24 @@ fn setup(app: &TestApp) -> World {
             let record = app.store.patient_record(id).unwrap();
             record
                 .iter()
-                .filter(|r| r.key.resource_type == "CareTeam" && r.content.contains("\"active\""))
+                .filter(|r| r.key.resource_type == "CareTeam")
                 .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.content).ok())
                 .flat_map(|t| t["participant"].as_array().cloned().unwrap_or_default())
                 .find_map(|p| p.pointer("/member/reference")?.as_str()?.strip_prefix("Practitioner/").map(str::to_owned))
                 .map(|p| (id.clone(), p))
         })
-        .expect("a fixture patient with an active CareTeam naming a Practitioner");
+        .expect("a fixture patient with a CareTeam naming a Practitioner");
+    let now = app.state.clock.now_ms();
+    assert!(rapport_auth::care_team_patients(app.store.as_ref(), &practitioner, None, now).unwrap().is_empty(), "ended teams give no access");
+    let team = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+        "fullUrl": "urn:uuid:7b0c1f54-3f8e-4f3e-9a57-0d4c2b1e9a11",
+        "resource": {"resourceType": "CareTeam", "status": "active",
+            "subject": {"reference": format!("Patient/{mine}")},
+            "participant": [{"member": {"reference": format!("Practitioner/{practitioner}")}}]},
+        "request": {"method": "POST", "url": "CareTeam"}}]});
+    let unit = rapport_ingest::Unit { name: "care-team.json".into(), kind: "file", payload: rapport_ingest::Payload::Value(team) };
+    let report = rapport_ingest::apply_unit(app.store.as_ref(), &unit, now, false);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
     let now = app.state.clock.now_ms();
     let teams = rapport_auth::care_team_patients(app.store.as_ref(), &practitioner, None, now).unwrap();
     assert!(teams.contains(&mine));

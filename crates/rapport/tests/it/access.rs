@@ -49,33 +49,65 @@ fn setup(app: &TestApp) -> World {
                 .filter(|r| r.key.resource_type == "CareTeam")
                 .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.content).ok())
                 .flat_map(|t| t["participant"].as_array().cloned().unwrap_or_default())
-                .find_map(|p| p.pointer("/member/reference")?.as_str()?.strip_prefix("Practitioner/").map(str::to_owned))
+                .find_map(|p| {
+                    p.pointer("/member/reference")?
+                        .as_str()?
+                        .strip_prefix("Practitioner/")
+                        .map(str::to_owned)
+                })
                 .map(|p| (id.clone(), p))
         })
         .expect("a fixture patient with a CareTeam naming a Practitioner");
     let now = app.state.clock.now_ms();
-    assert!(rapport_auth::care_team_patients(app.store.as_ref(), &practitioner, None, now).unwrap().is_empty(), "ended teams give no access");
+    assert!(
+        rapport_auth::care_team_patients(app.store.as_ref(), &practitioner, None, now)
+            .unwrap()
+            .is_empty(),
+        "ended teams give no access"
+    );
     let team = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
         "fullUrl": "urn:uuid:7b0c1f54-3f8e-4f3e-9a57-0d4c2b1e9a11",
         "resource": {"resourceType": "CareTeam", "status": "active",
             "subject": {"reference": format!("Patient/{mine}")},
             "participant": [{"member": {"reference": format!("Practitioner/{practitioner}")}}]},
         "request": {"method": "POST", "url": "CareTeam"}}]});
-    let unit = rapport_ingest::Unit { name: "care-team.json".into(), kind: "file", payload: rapport_ingest::Payload::Value(team) };
+    let unit = rapport_ingest::Unit {
+        name: "care-team.json".into(),
+        kind: "file",
+        payload: rapport_ingest::Payload::Value(team),
+    };
     let report = rapport_ingest::apply_unit(app.store.as_ref(), &unit, now, false);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let now = app.state.clock.now_ms();
-    let teams = rapport_auth::care_team_patients(app.store.as_ref(), &practitioner, None, now).unwrap();
+    let teams =
+        rapport_auth::care_team_patients(app.store.as_ref(), &practitioner, None, now).unwrap();
     assert!(teams.contains(&mine));
     let mut outside = ids.iter().filter(|id| !teams.contains(*id) && **id != mine);
     let other = outside.next().expect("a patient outside the team").clone();
-    let own = outside.next().expect("a second patient outside the team").clone();
-    app.add_user("clinician@test.example", "clinician", None, Some(&practitioner));
+    let own = outside
+        .next()
+        .expect("a second patient outside the team")
+        .clone();
+    app.add_user(
+        "clinician@test.example",
+        "clinician",
+        None,
+        Some(&practitioner),
+    );
     app.add_user("coord2@test.example", "coordinator", None, None);
     app.assign("coord2@test.example", &mine);
     app.add_user("patient@test.example", "patient", Some(&own), None);
     app.add_user("caregiver@test.example", "caregiver", None, None);
-    rapport_auth::grant(app.store.as_ref(), &rapport_access::audit::Actor::command_line("test"), "cli", "caregiver@test.example", &mine, Some(false), now).unwrap();
+    rapport_auth::grant(
+        app.store.as_ref(),
+        &rapport_access::audit::Actor::command_line("test"),
+        "cli",
+        "caregiver@test.example",
+        &mine,
+        Some(false),
+        now,
+    )
+    .unwrap();
     World { mine, other, own }
 }
 
@@ -103,41 +135,90 @@ async fn request(session: &Session<'_>, spec: &RouteSpec, patient: &str) -> Repl
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_leaves_one_audit_record() {
+async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_leaves_one_audit_record(
+) {
     let app = spawn_app().await;
     let world = tokio::task::block_in_place(|| setup(&app));
-    let routes: Vec<RouteSpec> = rapport_web::routes().into_iter().filter(|r| r.access.touches_patient_data()).collect();
+    let routes: Vec<RouteSpec> = rapport_web::routes()
+        .into_iter()
+        .filter(|r| r.access.touches_patient_data())
+        .collect();
     assert!(routes.len() >= 5, "{routes:?}");
     let mut checked = 0;
     for (role, email) in ROLES {
         let session = app.login(email).await;
         for spec in &routes {
-            for (subject, patient) in [(Subject::Mine, &world.mine), (Subject::Other, &world.other), (Subject::Own, &world.own)] {
+            for (subject, patient) in [
+                (Subject::Mine, &world.mine),
+                (Subject::Other, &world.other),
+                (Subject::Own, &world.own),
+            ] {
                 let before = app.last_audit_seq();
                 let reply = request(&session, spec, patient).await;
                 let allowed = expected(role, subject, spec.access);
-                let case = format!("{role} {} {} on {subject:?}: {} {}", spec.method, spec.path, reply.status, reply.location.as_deref().unwrap_or(""));
+                let case = format!(
+                    "{role} {} {} on {subject:?}: {} {}",
+                    spec.method,
+                    spec.path,
+                    reply.status,
+                    reply.location.as_deref().unwrap_or("")
+                );
                 let records = app.audit_after(before);
-                assert_eq!(records.len(), 1, "{case}: expected exactly one audit record, got {records:#?}");
+                assert_eq!(
+                    records.len(),
+                    1,
+                    "{case}: expected exactly one audit record, got {records:#?}"
+                );
                 let r = &records[0].record;
                 assert_eq!(r.actor.label, email, "{case}");
                 match spec.access {
                     RouteAccess::PatientList => {
-                        let listed = reply.body.contains(&format!("href=\"/patients/{patient}\""));
+                        let listed = reply
+                            .body
+                            .contains(&format!("href=\"/patients/{patient}\""));
                         assert_eq!(listed, allowed, "{case}");
-                        assert_eq!(reply.status, if role == "admin" { 403 } else { 200 }, "{case}");
+                        assert_eq!(
+                            reply.status,
+                            if role == "admin" { 403 } else { 200 },
+                            "{case}"
+                        );
                         assert_eq!(r.action.as_str(), "list", "{case}");
-                        assert_eq!(r.entities.contains(&format!("Patient/{patient}")), allowed, "{case}");
+                        assert_eq!(
+                            r.entities.contains(&format!("Patient/{patient}")),
+                            allowed,
+                            "{case}"
+                        );
                     }
                     RouteAccess::PatientRead => {
                         assert_eq!(reply.status, if allowed { 200 } else { 403 }, "{case}");
-                        assert_eq!((r.action.as_str(), r.patient_id.as_deref()), ("read", Some(patient.as_str())), "{case}");
-                        assert_eq!(r.outcome.as_str(), if allowed { "success" } else { "denied" }, "{case}");
+                        assert_eq!(
+                            (r.action.as_str(), r.patient_id.as_deref()),
+                            ("read", Some(patient.as_str())),
+                            "{case}"
+                        );
+                        assert_eq!(
+                            r.outcome.as_str(),
+                            if allowed { "success" } else { "denied" },
+                            "{case}"
+                        );
                     }
                     RouteAccess::PatientWrite => {
-                        assert_eq!(reply.status, if allowed { 303 } else { 403 }, "{case}: {}", reply.body);
-                        assert_eq!((r.action.as_str(), r.patient_id.as_deref()), ("write", Some(patient.as_str())), "{case}");
-                        assert_eq!(r.outcome.as_str(), if allowed { "success" } else { "denied" }, "{case}");
+                        assert_eq!(
+                            reply.status,
+                            if allowed { 303 } else { 403 },
+                            "{case}: {}",
+                            reply.body
+                        );
+                        assert_eq!(
+                            (r.action.as_str(), r.patient_id.as_deref()),
+                            ("write", Some(patient.as_str())),
+                            "{case}"
+                        );
+                        assert_eq!(
+                            r.outcome.as_str(),
+                            if allowed { "success" } else { "denied" },
+                            "{case}"
+                        );
                     }
                     RouteAccess::BreakGlass => {
                         let staff = matches!(role, "clinician" | "coordinator");
@@ -147,8 +228,16 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
                             (false, false) => 403,
                         };
                         assert_eq!(reply.status, status, "{case}");
-                        assert_eq!((r.action.as_str(), r.patient_id.as_deref()), ("break-glass", Some(patient.as_str())), "{case}");
-                        assert_eq!(r.outcome.as_str(), if allowed { "success" } else { "denied" }, "{case}");
+                        assert_eq!(
+                            (r.action.as_str(), r.patient_id.as_deref()),
+                            ("break-glass", Some(patient.as_str())),
+                            "{case}"
+                        );
+                        assert_eq!(
+                            r.outcome.as_str(),
+                            if allowed { "success" } else { "denied" },
+                            "{case}"
+                        );
                     }
                     other => unreachable!("{other:?}"),
                 }
@@ -160,7 +249,10 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
     // A write by the patient shows in their own record, with its provenance.
     let patient = app.login("patient@test.example").await;
     let page = patient.get(&format!("/patients/{}", world.own)).await.body;
-    assert!(page.contains("Called the patient; all well."), "the note is on the 360 page");
+    assert!(
+        page.contains("Called the patient; all well."),
+        "the note is on the 360 page"
+    );
     // The whole trail verifies.
     let verified = rapport_auth::verify_audit(app.store.as_ref()).unwrap();
     assert!(verified.is_ok(), "{verified:?}");
@@ -171,66 +263,131 @@ async fn admin_pages_are_for_admins_and_the_audit_trail_exports_as_fhir_audit_ev
     let app = spawn_app().await;
     let coordinator = app.login("coordinator@test.example").await;
     let admin = app.login("admin@test.example").await;
-    for spec in rapport_web::routes().iter().filter(|r| r.access == RouteAccess::Admin && r.method == "GET") {
-        assert_eq!(coordinator.get(spec.path).await.status, 403, "{}", spec.path);
+    for spec in rapport_web::routes()
+        .iter()
+        .filter(|r| r.access == RouteAccess::Admin && r.method == "GET")
+    {
+        assert_eq!(
+            coordinator.get(spec.path).await.status,
+            403,
+            "{}",
+            spec.path
+        );
         assert_eq!(admin.get(spec.path).await.status, 200, "{}", spec.path);
     }
     let export = admin.get("/admin/audit/export").await.body;
     let first: serde_json::Value = serde_json::from_str(export.lines().next().unwrap()).unwrap();
     assert_eq!(first["resourceType"], "AuditEvent");
-    assert!(export.lines().any(|l| l.contains("\"sign-in\"")), "sign-ins are in the trail");
-    assert!(export.lines().any(|l| l.contains("\"import\"")), "imports are in the trail");
+    assert!(
+        export.lines().any(|l| l.contains("\"sign-in\"")),
+        "sign-ins are in the trail"
+    );
+    assert!(
+        export.lines().any(|l| l.contains("\"import\"")),
+        "imports are in the trail"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_altered_in_the_database_makes_audit_verify_name_it() {
     let app = spawn_app().await;
     let url = url_string(&app.db.url);
-    let out = rapport().args(["audit", "verify", "--database-url", &url]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = rapport()
+        .args(["audit", "verify", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let target = app.audit_after(0)[2].seq;
     // Behind the application's back: the append-only triggers must be removed first.
     match &app.db.url {
         rapport_store::DatabaseUrl::Sqlite(path) => {
             let conn = rusqlite::Connection::open(path).unwrap();
-            assert!(conn.execute("UPDATE audit_event SET actor = 'someone-else' WHERE seq = ?1", [target]).is_err(), "the trigger refuses updates");
-            conn.execute_batch("DROP TRIGGER audit_event_no_update").unwrap();
-            conn.execute("UPDATE audit_event SET actor = 'someone-else' WHERE seq = ?1", [target]).unwrap();
+            assert!(
+                conn.execute(
+                    "UPDATE audit_event SET actor = 'someone-else' WHERE seq = ?1",
+                    [target]
+                )
+                .is_err(),
+                "the trigger refuses updates"
+            );
+            conn.execute_batch("DROP TRIGGER audit_event_no_update")
+                .unwrap();
+            conn.execute(
+                "UPDATE audit_event SET actor = 'someone-else' WHERE seq = ?1",
+                [target],
+            )
+            .unwrap();
         }
         rapport_store::DatabaseUrl::Postgres(u) => {
             let u = u.clone();
             std::thread::spawn(move || {
                 let mut c = postgres::Client::connect(&u, postgres::NoTls).unwrap();
-                assert!(c.execute("UPDATE audit_event SET actor = 'someone-else' WHERE seq = $1", &[&target]).is_err());
-                c.batch_execute("ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_change").unwrap();
-                c.execute("UPDATE audit_event SET actor = 'someone-else' WHERE seq = $1", &[&target]).unwrap();
+                assert!(c
+                    .execute(
+                        "UPDATE audit_event SET actor = 'someone-else' WHERE seq = $1",
+                        &[&target]
+                    )
+                    .is_err());
+                c.batch_execute("ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_change")
+                    .unwrap();
+                c.execute(
+                    "UPDATE audit_event SET actor = 'someone-else' WHERE seq = $1",
+                    &[&target],
+                )
+                .unwrap();
             })
             .join()
             .unwrap();
         }
     }
-    let out = rapport().args(["audit", "verify", "--database-url", &url]).output().unwrap();
+    let out = rapport()
+        .args(["audit", "verify", "--database-url", &url])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    assert!(stdout.contains(&format!("broken at record {target}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("broken at record {target}")),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn repeated_failed_sign_ins_lock_the_account_for_a_while() {
     let app = spawn_app().await;
     for _ in 0..4 {
-        let r = app.try_login("coordinator@test.example", "wrong password entirely").await.err().unwrap();
+        let r = app
+            .try_login("coordinator@test.example", "wrong password entirely")
+            .await
+            .err()
+            .unwrap();
         assert_eq!(r.status, 401);
         assert!(r.body.contains("not right"));
     }
-    let r = app.try_login("coordinator@test.example", "wrong password entirely").await.err().unwrap();
+    let r = app
+        .try_login("coordinator@test.example", "wrong password entirely")
+        .await
+        .err()
+        .unwrap();
     assert!(r.body.contains("temporarily locked"), "{}", r.body);
     // Even the right password is refused while locked.
-    let r = app.try_login("coordinator@test.example", PASSWORD).await.err().unwrap();
+    let r = app
+        .try_login("coordinator@test.example", PASSWORD)
+        .await
+        .err()
+        .unwrap();
     assert!(r.body.contains("temporarily locked"));
     app.state.clock.advance(16 * 60 * 1000);
     app.login("coordinator@test.example").await;
-    let failures = app.audit_after(0).iter().filter(|r| r.record.action.as_str() == "sign-in-failed").count();
+    let failures = app
+        .audit_after(0)
+        .iter()
+        .filter(|r| r.record.action.as_str() == "sign-in-failed")
+        .count();
     assert_eq!(failures, 6);
 }
 
@@ -240,12 +397,27 @@ async fn forms_without_the_session_csrf_token_are_refused() {
     let me = app.login("coordinator@test.example").await;
     let id = app.patient_ids()[0].clone();
     for token in ["", "forged"] {
-        let r = me.post(&format!("/patients/{id}/notes"), &[("csrf", token), ("text", "x")]).await;
+        let r = me
+            .post(
+                &format!("/patients/{id}/notes"),
+                &[("csrf", token), ("text", "x")],
+            )
+            .await;
         assert_eq!(r.status, 403);
         assert!(r.body.contains("Form expired"));
     }
     // The sign-in form needs its own token too (login CSRF).
-    let r = app.client.post(app.url("/login")).form(&[("csrf", "x"), ("email", "coordinator@test.example"), ("password", PASSWORD)]).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", "x"),
+            ("email", "coordinator@test.example"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
 }
 
@@ -256,22 +428,69 @@ async fn signing_in_rotates_the_session_and_signing_out_or_idling_ends_it() {
     assert_eq!(first.get("/patients").await.status, 200);
     // Signing in again from the same browser: a new session id; the old one is dead.
     let form_page = app.client.get(app.url("/login")).send().await.unwrap();
-    let login_cookie = form_page.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with("rapport_login_csrf=")).unwrap().split(';').next().unwrap().to_owned();
+    let login_cookie = form_page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("rapport_login_csrf="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let token = crate::helpers::csrf_of(&form_page.text().await.unwrap()).unwrap();
-    let r = app.client.post(app.url("/login")).header("cookie", format!("{login_cookie}; {}", first.cookie)).form(&[("csrf", token.as_str()), ("email", "coordinator@test.example"), ("password", PASSWORD)]).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", format!("{login_cookie}; {}", first.cookie))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", "coordinator@test.example"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
     let second_cookie = crate::helpers::session_cookie(&r).unwrap();
     assert_ne!(second_cookie, first.cookie);
-    let cookie_attrs = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with("rapport_session=")).unwrap().to_owned();
-    assert!(cookie_attrs.contains("HttpOnly") && cookie_attrs.contains("SameSite=Lax"), "{cookie_attrs}");
+    let cookie_attrs = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("rapport_session="))
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie_attrs.contains("HttpOnly") && cookie_attrs.contains("SameSite=Lax"),
+        "{cookie_attrs}"
+    );
     let old = first.get("/patients").await;
-    assert_eq!((old.status, old.location.as_deref()), (303, Some("/login?next=/patients")));
-    let second = Session { app: &app, cookie: second_cookie, csrf: first.csrf.clone() };
+    assert_eq!(
+        (old.status, old.location.as_deref()),
+        (303, Some("/login?next=/patients"))
+    );
+    let second = Session {
+        app: &app,
+        cookie: second_cookie,
+        csrf: first.csrf.clone(),
+    };
     let page = second.get("/patients").await;
     assert_eq!(page.status, 200);
     // Pages are never cached, and carry the security headers.
-    let r = app.client.get(app.url("/patients")).header("cookie", &second.cookie).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/patients"))
+        .header("cookie", &second.cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["cache-control"], "no-store");
-    assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     // Idle for 31 minutes: the session has ended.
     app.state.clock.advance(31 * 60 * 1000);
@@ -300,23 +519,50 @@ async fn break_the_glass_needs_a_reason_is_flagged_for_review_and_expires_b43() 
     // 1. Refused, and the refusal offers break-the-glass.
     let first = gp.get(&path).await;
     assert_eq!(first.status, 403);
-    assert!(first.body.contains("break the glass") && first.body.contains("/break-glass"), "{}", first.body);
+    assert!(
+        first.body.contains("break the glass") && first.body.contains("/break-glass"),
+        "{}",
+        first.body
+    );
     // 2. With a reason: access to this patient only, recorded with the reason and flagged.
-    let r = gp.submit(&format!("{path}/break-glass"), &[("reason", "unconscious in ED")]).await;
-    assert_eq!((r.status, r.location.as_deref()), (303, Some(path.as_str())));
+    let r = gp
+        .submit(
+            &format!("{path}/break-glass"),
+            &[("reason", "unconscious in ED")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location.as_deref()),
+        (303, Some(path.as_str()))
+    );
     let page = gp.get(&path).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Emergency access"));
     let records = app.audit_after(0);
-    let glass = records.iter().find(|r| r.record.action.as_str() == "break-glass" && r.record.outcome.as_str() == "success").unwrap();
+    let glass = records
+        .iter()
+        .find(|r| {
+            r.record.action.as_str() == "break-glass" && r.record.outcome.as_str() == "success"
+        })
+        .unwrap();
     assert_eq!(glass.record.purpose.as_deref(), Some("unconscious in ED"));
     assert!(glass.record.flagged);
     let event = rapport_access::audit::to_audit_event(glass);
-    assert_eq!(event["agent"][0]["purposeOfUse"][0]["coding"][0]["code"], "ETREAT");
-    let read = records.iter().rev().find(|r| r.record.action.as_str() == "read").unwrap();
+    assert_eq!(
+        event["agent"][0]["purposeOfUse"][0]["coding"][0]["code"],
+        "ETREAT"
+    );
+    let read = records
+        .iter()
+        .rev()
+        .find(|r| r.record.action.as_str() == "read")
+        .unwrap();
     assert_eq!(read.record.basis, "break-the-glass");
     // 3. Scoped to that patient: another is still refused.
-    assert_eq!(gp.get(&format!("/patients/{}", world.own)).await.status, 403);
+    assert_eq!(
+        gp.get(&format!("/patients/{}", world.own)).await.status,
+        403
+    );
     // The admin sees it for review.
     let admin = app.login("admin@test.example").await;
     let reviews = admin.get("/admin/break-glass").await.body;
@@ -332,18 +578,50 @@ async fn api_tokens_carry_scopes_and_stop_working_when_revoked_b40() {
     let app = spawn_app().await;
     let now = app.state.clock.now_ms();
     let actor = rapport_access::audit::Actor::command_line("test");
-    let (id, token) = rapport_auth::create_token(app.store.as_ref(), &actor, "cli", "coordinator@test.example", "user/*.read", 30, "test", now).unwrap();
+    let (id, token) = rapport_auth::create_token(
+        app.store.as_ref(),
+        &actor,
+        "cli",
+        "coordinator@test.example",
+        "user/*.read",
+        30,
+        "test",
+        now,
+    )
+    .unwrap();
     let patient = app.patient_ids()[0].clone();
     let get = |path: String, token: String| {
         let client = app.client.clone();
         let url = app.url(&path);
-        async move { client.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() }
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
-    assert_eq!(get(format!("/patients/{patient}"), token.clone()).await, 200);
+    assert_eq!(
+        get(format!("/patients/{patient}"), token.clone()).await,
+        200
+    );
     // Read scope: no write.
-    let r = app.client.post(app.url(&format!("/patients/{patient}/notes"))).bearer_auth(&token).form(&[("text", "x")]).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/patients/{patient}/notes")))
+        .bearer_auth(&token)
+        .form(&[("text", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     rapport_auth::revoke_token(app.store.as_ref(), &actor, "cli", id, now).unwrap();
-    assert_eq!(get(format!("/patients/{patient}"), token.clone()).await, 401);
+    assert_eq!(
+        get(format!("/patients/{patient}"), token.clone()).await,
+        401
+    );
     assert_eq!(get("/patients".into(), "rpt_unknown".into()).await, 401);
 }

@@ -8,7 +8,8 @@ use std::process::Command;
 use crate::helpers::spawn_app;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_care_coordinator_finds_a_patient_and_their_condition_in_the_browser() {
+async fn a_coordinator_signs_in_sees_only_her_patients_finds_a_condition_and_signs_out_in_the_browser(
+) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let ready = dir.join("node_modules/playwright-core").is_dir()
@@ -24,6 +25,28 @@ async fn a_care_coordinator_finds_a_patient_and_their_condition_in_the_browser()
         return;
     }
     let app = spawn_app().await;
+    // A coordinator with two patients on her panel, one of them the patient searched for.
+    tokio::task::block_in_place(|| {
+        app.add_user("browser@test.example", "coordinator", None, None);
+        let ids = app.patient_ids();
+        let lourdes = app
+            .store
+            .search_patients(&rapport_store::PatientSearch {
+                name_words: vec!["alcantar".into()],
+                limit: 5,
+                ..Default::default()
+            })
+            .unwrap()
+            .patients[0]
+            .key
+            .id
+            .clone();
+        app.assign("browser@test.example", &lourdes);
+        app.assign(
+            "browser@test.example",
+            ids.iter().find(|id| **id != lourdes).unwrap(),
+        );
+    });
     let base = app.url("");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
@@ -34,6 +57,9 @@ async fn a_care_coordinator_finds_a_patient_and_their_condition_in_the_browser()
                 "lourdes alcantar",
                 "Mrs. Lourdes Alcántar",
                 "Alzheimer's disease",
+                "browser@test.example",
+                crate::helpers::PASSWORD,
+                "2",
             ])
             .output()
             .expect("node runs")
@@ -43,5 +69,5 @@ async fn a_care_coordinator_finds_a_patient_and_their_condition_in_the_browser()
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("ok: searched"), "{stdout}");
+    assert!(stdout.contains("back button shows nothing"), "{stdout}");
 }

@@ -27,17 +27,32 @@ async fn the_patient_list_is_paginated_and_searchable_by_name_identifier_and_bir
     let page = me.submit("/patients", &[("name", "ORDONEZ")]).await.body;
     assert!(page.contains("Mr. Bernardo Ordóñez"), "{page}");
     assert!(page.contains("Showing 1–1 of 1"));
-    let page = me.submit("/patients", &[("name", "maria medina")]).await.body;
-    assert!(page.contains("María Eugenia Medina") || page.contains("María"), "{page}");
+    let page = me
+        .submit("/patients", &[("name", "maria medina")])
+        .await
+        .body;
+    assert!(
+        page.contains("María Eugenia Medina") || page.contains("María"),
+        "{page}"
+    );
 
     // Identifier (the Synthea MRN is the patient's uuid) and birth date.
-    let page = me.submit("/patients", &[("identifier", "e27d88b0-c5e5-4042-ad49-184f6a900ee3")]).await.body;
+    let page = me
+        .submit(
+            "/patients",
+            &[("identifier", "e27d88b0-c5e5-4042-ad49-184f6a900ee3")],
+        )
+        .await
+        .body;
     assert!(page.contains("Luigi"), "{page}");
     let page = me.submit("/patients", &[("birthdate", "1957")]).await.body;
     assert!(page.contains("Ordóñez"), "{page}");
     assert!(!page.contains("Luigi"));
 
-    let page = me.submit("/patients", &[("name", "nobody-has-this-name")]).await.body;
+    let page = me
+        .submit("/patients", &[("name", "nobody-has-this-name")])
+        .await
+        .body;
     assert!(page.contains("No patients match."));
 }
 

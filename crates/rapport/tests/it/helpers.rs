@@ -53,12 +53,27 @@ pub struct Reply {
 
 impl Session<'_> {
     pub async fn get(&self, path: &str) -> Reply {
-        let r = self.app.client.get(self.app.url(path)).header("cookie", &self.cookie).send().await.expect("the app answers");
+        let r = self
+            .app
+            .client
+            .get(self.app.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("the app answers");
         reply(r).await
     }
 
     pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Reply {
-        let r = self.app.client.post(self.app.url(path)).header("cookie", &self.cookie).form(form).send().await.expect("the app answers");
+        let r = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header("cookie", &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .expect("the app answers");
         reply(r).await
     }
 
@@ -72,8 +87,16 @@ impl Session<'_> {
 
 pub async fn reply(r: reqwest::Response) -> Reply {
     let status = r.status().as_u16();
-    let location = r.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    Reply { status, location, body: r.text().await.unwrap() }
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Reply {
+        status,
+        location,
+        body: r.text().await.unwrap(),
+    }
 }
 
 impl TestApp {
@@ -93,18 +116,34 @@ impl TestApp {
             .find(|v| v.starts_with("rapport_login_csrf="))
             .map(|v| v.split(';').next().unwrap().to_owned())
             .expect("the sign-in form sets its CSRF cookie");
-        let token = csrf_of(&form_page.text().await.unwrap()).expect("the sign-in form has a CSRF field");
+        let token =
+            csrf_of(&form_page.text().await.unwrap()).expect("the sign-in form has a CSRF field");
         let r = self
             .client
             .post(self.url("/login"))
             .header("cookie", &login_cookie)
-            .form(&[("csrf", token.as_str()), ("email", email), ("password", password)])
+            .form(&[
+                ("csrf", token.as_str()),
+                ("email", email),
+                ("password", password),
+            ])
             .send()
             .await
             .unwrap();
-        let Some(cookie) = session_cookie(&r) else { return Err(reply(r).await) };
-        let to = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("/patients").to_owned();
-        let mut session = Session { app: self, cookie, csrf: String::new() };
+        let Some(cookie) = session_cookie(&r) else {
+            return Err(reply(r).await);
+        };
+        let to = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("/patients")
+            .to_owned();
+        let mut session = Session {
+            app: self,
+            cookie,
+            csrf: String::new(),
+        };
         let page = session.get(&to).await;
         session.csrf = csrf_of(&page.body).unwrap_or_default();
         Ok(session)
@@ -118,7 +157,13 @@ impl TestApp {
     }
 
     /// Create an account directly in the store.
-    pub fn add_user(&self, email: &str, roles: &str, patient: Option<&str>, practitioner: Option<&str>) -> i64 {
+    pub fn add_user(
+        &self,
+        email: &str,
+        roles: &str,
+        patient: Option<&str>,
+        practitioner: Option<&str>,
+    ) -> i64 {
         let account = rapport_auth::NewAccount {
             email: email.into(),
             name: format!("Test {roles}"),
@@ -127,17 +172,36 @@ impl TestApp {
             practitioner: practitioner.map(str::to_owned),
             password: PASSWORD.into(),
         };
-        rapport_auth::create_user(self.store.as_ref(), &rapport_access::audit::Actor::command_line("test"), "cli", &account, self.state.clock.now_ms()).expect("the account is created")
+        rapport_auth::create_user(
+            self.store.as_ref(),
+            &rapport_access::audit::Actor::command_line("test"),
+            "cli",
+            &account,
+            self.state.clock.now_ms(),
+        )
+        .expect("the account is created")
     }
 
     pub fn assign(&self, email: &str, patient: &str) {
-        rapport_auth::assign(self.store.as_ref(), &rapport_access::audit::Actor::command_line("test"), "cli", email, patient, true, self.state.clock.now_ms()).unwrap();
+        rapport_auth::assign(
+            self.store.as_ref(),
+            &rapport_access::audit::Actor::command_line("test"),
+            "cli",
+            email,
+            patient,
+            true,
+            self.state.clock.now_ms(),
+        )
+        .unwrap();
     }
 
     /// Ids of the fixture patients, in list order.
     pub fn patient_ids(&self) -> Vec<String> {
         self.store
-            .search_patients(&rapport_store::PatientSearch { limit: 1000, ..Default::default() })
+            .search_patients(&rapport_store::PatientSearch {
+                limit: 1000,
+                ..Default::default()
+            })
             .unwrap()
             .patients
             .into_iter()
@@ -153,7 +217,6 @@ impl TestApp {
     pub fn last_audit_seq(&self) -> i64 {
         self.audit_after(0).last().map_or(0, |r| r.seq)
     }
-
 }
 
 pub fn fixtures_dir() -> PathBuf {
@@ -200,7 +263,10 @@ pub async fn spawn_app() -> TestApp {
     }));
     let app = TestApp {
         addr,
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
         store,
         state,
         db,

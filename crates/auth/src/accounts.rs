@@ -292,17 +292,25 @@ pub fn grant(
     Ok(patient)
 }
 
+/// A token to create: for which account, with which SMART scopes, for how many days.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub email: String,
+    pub scopes: String,
+    pub days: u32,
+    pub label: String,
+}
+
 /// Create an API token for an account; returns its id and the token, shown only this once.
 pub fn create_token(
     store: &dyn Store,
     actor: &Actor,
     source: &str,
-    email: &str,
-    scopes: &str,
-    days: u32,
-    label: &str,
+    new: &NewToken,
     now_ms: i64,
 ) -> Result<(i64, String)> {
+    let (email, days, label) = (new.email.as_str(), new.days, new.label.as_str());
+    let scopes = new.scopes.as_str();
     let user = find_user(store, email)?;
     let scopes = format_scopes(&parse_scopes(scopes)?);
     if days == 0 || days > 366 {

@@ -273,10 +273,12 @@ pub fn run_token(store: &dyn Store, cmd: TokenCommand) -> anyhow::Result<()> {
                 store,
                 &cli("token create"),
                 "cli",
-                &email,
-                &scopes,
-                days,
-                &label,
+                &rapport_auth::NewToken {
+                    email: email.clone(),
+                    scopes,
+                    days,
+                    label,
+                },
                 now_ms(),
             )?;
             eprintln!(

@@ -582,10 +582,12 @@ async fn api_tokens_carry_scopes_and_stop_working_when_revoked_b40() {
         app.store.as_ref(),
         &actor,
         "cli",
-        "coordinator@test.example",
-        "user/*.read",
-        30,
-        "test",
+        &rapport_auth::NewToken {
+            email: "coordinator@test.example".into(),
+            scopes: "user/*.read".into(),
+            days: 30,
+            label: "test".into(),
+        },
         now,
     )
     .unwrap();

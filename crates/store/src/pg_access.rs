@@ -299,7 +299,7 @@ impl AccessTx for PgTx<'_> {
             .tx
             .query_one(
                 "INSERT INTO app_user (email, name, roles, patient_id, practitioner_id, password_hash, created_at, password_changed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $6::text IS NULL THEN NULL ELSE $7 END) RETURNING user_id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7::bigint, CASE WHEN $6::text IS NULL THEN NULL::bigint ELSE $7::bigint END) RETURNING user_id",
                 &[&u.email, &u.name, &u.roles, &u.patient_id, &u.practitioner_id, &u.password_hash, &u.created_ms],
             )
             .map_err(|e| unique_violation(e, "an account with this e-mail"))?;

@@ -254,7 +254,8 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
         "the note is on the 360 page"
     );
     // The whole trail verifies.
-    let verified = rapport_auth::verify_audit(app.store.as_ref()).unwrap();
+    let verified =
+        tokio::task::block_in_place(|| rapport_auth::verify_audit(app.store.as_ref()).unwrap());
     assert!(verified.is_ok(), "{verified:?}");
 }
 
@@ -578,19 +579,21 @@ async fn api_tokens_carry_scopes_and_stop_working_when_revoked_b40() {
     let app = spawn_app().await;
     let now = app.state.clock.now_ms();
     let actor = rapport_access::audit::Actor::command_line("test");
-    let (id, token) = rapport_auth::create_token(
-        app.store.as_ref(),
-        &actor,
-        "cli",
-        &rapport_auth::NewToken {
-            email: "coordinator@test.example".into(),
-            scopes: "user/*.read".into(),
-            days: 30,
-            label: "test".into(),
-        },
-        now,
-    )
-    .unwrap();
+    let (id, token) = tokio::task::block_in_place(|| {
+        rapport_auth::create_token(
+            app.store.as_ref(),
+            &actor,
+            "cli",
+            &rapport_auth::NewToken {
+                email: "coordinator@test.example".into(),
+                scopes: "user/*.read".into(),
+                days: 30,
+                label: "test".into(),
+            },
+            now,
+        )
+        .unwrap()
+    });
     let patient = app.patient_ids()[0].clone();
     let get = |path: String, token: String| {
         let client = app.client.clone();
@@ -620,7 +623,9 @@ async fn api_tokens_carry_scopes_and_stop_working_when_revoked_b40() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    rapport_auth::revoke_token(app.store.as_ref(), &actor, "cli", id, now).unwrap();
+    tokio::task::block_in_place(|| {
+        rapport_auth::revoke_token(app.store.as_ref(), &actor, "cli", id, now).unwrap()
+    });
     assert_eq!(
         get(format!("/patients/{patient}"), token.clone()).await,
         401

@@ -172,46 +172,53 @@ impl TestApp {
             practitioner: practitioner.map(str::to_owned),
             password: PASSWORD.into(),
         };
-        rapport_auth::create_user(
-            self.store.as_ref(),
-            &rapport_access::audit::Actor::command_line("test"),
-            "cli",
-            &account,
-            self.state.clock.now_ms(),
-        )
-        .expect("the account is created")
+        // The PostgreSQL client blocks: off the async worker (here and below).
+        tokio::task::block_in_place(|| {
+            rapport_auth::create_user(
+                self.store.as_ref(),
+                &rapport_access::audit::Actor::command_line("test"),
+                "cli",
+                &account,
+                self.state.clock.now_ms(),
+            )
+            .expect("the account is created")
+        })
     }
 
     pub fn assign(&self, email: &str, patient: &str) {
-        rapport_auth::assign(
-            self.store.as_ref(),
-            &rapport_access::audit::Actor::command_line("test"),
-            "cli",
-            email,
-            patient,
-            true,
-            self.state.clock.now_ms(),
-        )
-        .unwrap();
+        tokio::task::block_in_place(|| {
+            rapport_auth::assign(
+                self.store.as_ref(),
+                &rapport_access::audit::Actor::command_line("test"),
+                "cli",
+                email,
+                patient,
+                true,
+                self.state.clock.now_ms(),
+            )
+            .unwrap()
+        });
     }
 
     /// Ids of the fixture patients, in list order.
     pub fn patient_ids(&self) -> Vec<String> {
-        self.store
-            .search_patients(&rapport_store::PatientSearch {
-                limit: 1000,
-                ..Default::default()
-            })
-            .unwrap()
-            .patients
-            .into_iter()
-            .map(|p| p.key.id)
-            .collect()
+        tokio::task::block_in_place(|| {
+            self.store
+                .search_patients(&rapport_store::PatientSearch {
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .unwrap()
+                .patients
+                .into_iter()
+                .map(|p| p.key.id)
+                .collect()
+        })
     }
 
     /// Audit records after `seq`, oldest first.
     pub fn audit_after(&self, seq: i64) -> Vec<rapport_access::audit::ChainedRecord> {
-        self.store.audit_after(seq, 100_000).unwrap()
+        tokio::task::block_in_place(|| self.store.audit_after(seq, 100_000).unwrap())
     }
 
     pub fn last_audit_seq(&self) -> i64 {

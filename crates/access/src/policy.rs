@@ -40,6 +40,8 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// The Patient id of a patient account.
     pub patient_id: Option<String>,
+    /// The Practitioner id of a staff account (FHIR CareTeam membership gives access).
+    pub practitioner_id: Option<String>,
     pub credential: Credential,
 }
 
@@ -289,6 +291,7 @@ mod tests {
             name: "Someone".into(),
             roles: roles.to_vec(),
             patient_id: patient.map(str::to_owned),
+            practitioner_id: None,
             credential: Credential::Session,
         }
     }

@@ -19,6 +19,7 @@ pub fn principal_of(user: &UserRecord, credential: Credential) -> Result<Princip
         name: user.name.clone(),
         roles: parse_roles(&user.roles)?,
         patient_id: user.patient_id.clone(),
+        practitioner_id: user.practitioner_id.clone(),
         credential,
     })
 }

@@ -27,6 +27,17 @@ pub enum BenchCommand {
         /// Files or directories to import.
         paths: Vec<PathBuf>,
     },
+    /// What authorisation and the audit write add to a patient page: each step alone, over
+    /// many repetitions, as a clinician on the patient's care team.
+    Access {
+        #[arg(long)]
+        postgres: Option<String>,
+        #[arg(long, default_value_t = 500)]
+        requests: usize,
+        /// Files or directories to import first.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Server time of the Patient 360 page of the patient with the most resources.
     Page {
         #[arg(long)]
@@ -52,6 +63,11 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             requests,
             paths,
         } => bench_page(postgres.as_deref(), requests, &paths),
+        BenchCommand::Access {
+            postgres,
+            requests,
+            paths,
+        } => bench_access(postgres.as_deref(), requests, &paths),
     }
 }
 
@@ -221,6 +237,42 @@ fn bench_page(postgres: Option<&str>, requests: usize, paths: &[PathBuf]) -> any
         .into_iter()
         .max_by_key(|(_, n)| *n)
         .context("no patients imported")?;
+    // The page is served as it is in use: to a signed-in clinician on the patient's care team,
+    // so every request pays for the session lookup, the authorisation and the audit record.
+    let actor = rapport_access::audit::Actor::command_line("bench");
+    let password = rapport_access::secret::new_secret();
+    let account = rapport_auth::NewAccount {
+        email: "bench@rapport.example".into(),
+        name: "Bench Clinician".into(),
+        roles: "clinician".into(),
+        patient: None,
+        practitioner: None,
+        password: password.clone(),
+    };
+    rapport_auth::create_user(store.as_ref(), &actor, "cli", &account, crate::now_ms())?;
+    rapport_auth::assign(
+        store.as_ref(),
+        &actor,
+        "cli",
+        &account.email,
+        &patient,
+        true,
+        crate::now_ms(),
+    )?;
+    let lockout = rapport_access::session::LockoutPolicy::default();
+    let cookie = match rapport_auth::sign_in(
+        store.as_ref(),
+        &account.email,
+        &password,
+        "bench",
+        &lockout,
+        crate::now_ms(),
+    )? {
+        rapport_auth::SignIn::Success { session_secret, .. } => {
+            format!("rapport_session={session_secret}")
+        }
+        other => anyhow::bail!("the bench user could not sign in: {other:?}"),
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let app = crate::Application::build("127.0.0.1:0".parse()?, store).await?;
@@ -232,20 +284,21 @@ fn bench_page(postgres: Option<&str>, requests: usize, paths: &[PathBuf]) -> any
         let client = reqwest::Client::new();
         let url = format!("http://{addr}/patients/{patient}");
         for _ in 0..5 {
-            client.get(&url).send().await?.error_for_status()?.bytes().await?;
+            let body = client.get(&url).header("cookie", &cookie).send().await?.error_for_status()?.bytes().await?;
+            anyhow::ensure!(body.len() > 10_000, "the page was not served (signed out?)");
         }
         let mut times: Vec<Duration> = Vec::with_capacity(requests);
         let mut bytes = 0;
         for _ in 0..requests {
             let started = Instant::now();
-            let body = client.get(&url).send().await?.error_for_status()?.bytes().await?;
+            let body = client.get(&url).header("cookie", &cookie).send().await?.error_for_status()?.bytes().await?;
             times.push(started.elapsed());
             bytes = body.len();
         }
         times.sort();
         let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
         println!(
-            "patient 360 page: patient {patient} with {size} resources, {bytes} bytes of HTML, {requests} requests over loopback\nmedian {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "patient 360 page (signed in, authorised, audited): patient {patient} with {size} resources, {bytes} bytes of HTML, {requests} requests over loopback\nmedian {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             pct(0.5).as_secs_f64() * 1e3,
             pct(0.99).as_secs_f64() * 1e3,
             times.last().copied().unwrap_or_default().as_secs_f64() * 1e3
@@ -254,4 +307,89 @@ fn bench_page(postgres: Option<&str>, requests: usize, paths: &[PathBuf]) -> any
         server.await??;
         anyhow::Ok(())
     })
+}
+
+/// Median and 99th percentile of `times`, in milliseconds.
+fn median_p99(mut times: Vec<Duration>) -> (f64, f64) {
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+    (pct(0.5).as_secs_f64() * 1e3, pct(0.99).as_secs_f64() * 1e3)
+}
+
+fn bench_access(postgres: Option<&str>, requests: usize, paths: &[PathBuf]) -> anyhow::Result<()> {
+    use rapport_access::policy::{Action, Decision};
+    let scratch = fresh_store(postgres)?;
+    let store = scratch.store();
+    let units = files::collect_files(paths)?
+        .iter()
+        .map(|p| files::read_unit(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    import_units(store, units, &crate::now_ms, &mut |_| {});
+    let patient = store
+        .search_patients(&rapport_store::PatientSearch {
+            limit: 1,
+            ..Default::default()
+        })?
+        .patients
+        .first()
+        .map(|p| p.key.id.clone())
+        .context("no patients imported")?;
+    let actor = rapport_access::audit::Actor::command_line("bench");
+    let account = rapport_auth::NewAccount {
+        email: "bench@rapport.example".into(),
+        name: "Bench Clinician".into(),
+        roles: "clinician".into(),
+        patient: None,
+        practitioner: None,
+        password: rapport_access::secret::new_secret(),
+    };
+    rapport_auth::create_user(store, &actor, "cli", &account, crate::now_ms())?;
+    rapport_auth::assign(
+        store,
+        &actor,
+        "cli",
+        &account.email,
+        &patient,
+        true,
+        crate::now_ms(),
+    )?;
+    let user = rapport_auth::find_user(store, &account.email)?;
+    let principal = rapport_auth::principal_of(&user, rapport_access::policy::Credential::Session)?;
+    let (mut decide, mut audit, mut both) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..requests.max(1) {
+        let now = crate::now_ms();
+        let started = Instant::now();
+        let decision = rapport_auth::authorize(store, &principal, &patient, Action::Read, now)?;
+        let decided = started.elapsed();
+        anyhow::ensure!(
+            matches!(decision, Decision::Allow(_)),
+            "the bench clinician must be allowed"
+        );
+        let record = rapport_auth::access_record(
+            &principal,
+            "127.0.0.1",
+            decision,
+            Action::Read,
+            Some(&patient),
+            vec![format!("Patient/{patient}/*")],
+            now,
+        );
+        let started_audit = Instant::now();
+        rapport_auth::record_access(store, &record, None)?;
+        audit.push(started_audit.elapsed());
+        decide.push(decided);
+        both.push(started.elapsed());
+    }
+    let (d50, d99) = median_p99(decide);
+    let (a50, a99) = median_p99(audit);
+    let (b50, b99) = median_p99(both);
+    println!(
+        "backend={} requests={requests} (clinician on the patient's care team, durable audit commit)\nauthorize:           median {d50:.3} ms, p99 {d99:.3} ms\naudit record:        median {a50:.3} ms, p99 {a99:.3} ms\nauthorize + audit:   median {b50:.3} ms, p99 {b99:.3} ms",
+        if postgres.is_some() { "postgres" } else { "sqlite" }
+    );
+    match rapport_auth::verify_audit(store)? {
+        Ok(n) => println!("audit chain intact after the run: {n} records"),
+        Err(b) => anyhow::bail!("{b}"),
+    }
+    Ok(())
 }

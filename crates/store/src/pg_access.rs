@@ -185,31 +185,30 @@ impl AccessStore for PgStore {
 
     fn access_rows(&self, user_id: i64, patient: Option<&str>) -> Result<AccessRows> {
         let mut c = self.pool.get()?;
-        let assigned = c
-            .query("SELECT patient_key FROM care_assignment WHERE user_id = $1 AND ended_at IS NULL AND ($2::text IS NULL OR patient_key = $2)", &[&user_id, &patient])?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let grants = c
-            .query("SELECT patient_key, can_write FROM caregiver_grant WHERE user_id = $1 AND revoked_at IS NULL AND ($2::text IS NULL OR patient_key = $2)", &[&user_id, &patient])?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let break_glass = c
-            .query(
-                "SELECT DISTINCT ON (patient_key) patient_key, break_glass_id, expires_at FROM break_glass
-                 WHERE user_id = $1 AND ($2::text IS NULL OR patient_key = $2)
-                 ORDER BY patient_key, break_glass_id DESC",
-                &[&user_id, &patient],
-            )?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect();
-        Ok(AccessRows {
-            assigned,
-            grants,
-            break_glass,
-        })
+        // One round trip for the three kinds of relationship: this runs on every patient page.
+        let rows = c.query(
+            "SELECT 'a', patient_key, NULL::bigint, NULL::bigint, NULL::boolean FROM care_assignment
+               WHERE user_id = $1 AND ended_at IS NULL AND ($2::text IS NULL OR patient_key = $2)
+             UNION ALL
+             SELECT 'g', patient_key, NULL, NULL, can_write FROM caregiver_grant
+               WHERE user_id = $1 AND revoked_at IS NULL AND ($2::text IS NULL OR patient_key = $2)
+             UNION ALL
+             (SELECT DISTINCT ON (patient_key) 'b', patient_key, break_glass_id, expires_at, NULL FROM break_glass
+               WHERE user_id = $1 AND ($2::text IS NULL OR patient_key = $2)
+               ORDER BY patient_key, break_glass_id DESC)",
+            &[&user_id, &patient],
+        )?;
+        let mut out = AccessRows::default();
+        for r in rows {
+            let kind: &str = r.get(0);
+            let patient: String = r.get(1);
+            match kind {
+                "a" => out.assigned.push(patient),
+                "g" => out.grants.push((patient, r.get(4))),
+                _ => out.break_glass.push((patient, r.get(2), r.get(3))),
+            }
+        }
+        Ok(out)
     }
 
     fn assigned_to(&self, patient: &str) -> Result<Vec<(i64, String, String)>> {

@@ -34,10 +34,14 @@ pub fn care_team_patients(
             target_id: p.into(),
         });
     }
-    let ids = store.find_ids(&Query {
-        resource_type: "CareTeam".into(),
-        clauses,
-    })?;
+    // A practitioner's teams: all of them (a GP may be on thousands).
+    let ids = store.search_ids(
+        &Query {
+            resource_type: "CareTeam".into(),
+            clauses,
+        },
+        1_000_000,
+    )?;
     let keys: Vec<ResourceKey> = ids
         .into_iter()
         .map(|id| ResourceKey::new("CareTeam", id))

@@ -381,19 +381,41 @@ pub fn demo_accounts(store: &dyn Store) -> anyhow::Result<Vec<DemoLogin>> {
         ids.len() >= 3,
         "the demo population has too few patients for the demo accounts"
     );
-    // The GP of the first patient's care team becomes the demo clinician.
-    let practitioner = store
-        .patient_record(&ids[0])?
-        .iter()
-        .filter(|r| r.key.resource_type == "CareTeam")
-        .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.content).ok())
-        .flat_map(|t| t["participant"].as_array().cloned().unwrap_or_default())
-        .filter_map(|p| {
-            p.pointer("/member/reference")
-                .and_then(|r| r.as_str())
-                .map(str::to_owned)
-        })
-        .find_map(|r| r.strip_prefix("Practitioner/").map(str::to_owned));
+    // The Practitioner on most of these patients' current care teams becomes the demo clinician.
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for id in &ids {
+        for team in store
+            .patient_record(id)?
+            .iter()
+            .filter(|r| r.key.resource_type == "CareTeam")
+        {
+            let Ok(t) = serde_json::from_str::<serde_json::Value>(&team.content) else {
+                continue;
+            };
+            if t["status"] != "active" {
+                continue;
+            }
+            for p in t["participant"].as_array().into_iter().flatten() {
+                if let Some(pid) = p
+                    .pointer("/member/reference")
+                    .and_then(|r| r.as_str())
+                    .and_then(|r| r.strip_prefix("Practitioner/"))
+                {
+                    *counts.entry(pid.to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    // Of those, the one with the most patients overall (an indexed search per candidate).
+    let now = now_ms();
+    let mut best: Option<(usize, String)> = None;
+    for pid in counts.into_keys() {
+        let n = rapport_auth::care_team_patients(store, &pid, None, now)?.len();
+        if best.as_ref().is_none_or(|(m, _)| n > *m) {
+            best = Some((n, pid));
+        }
+    }
+    let practitioner = best.map(|(_, p)| p);
     let accounts = [
         (
             "admin",
@@ -441,7 +463,6 @@ pub fn demo_accounts(store: &dyn Store) -> anyhow::Result<Vec<DemoLogin>> {
             format!("Patient/{} (granted read access)", ids[1]),
         ),
     ];
-    let now = now_ms();
     let actor = cli("demo");
     let mut out = Vec::new();
     for (role, email, name, roles, patient, practitioner, sees) in accounts {

@@ -196,6 +196,9 @@ pub trait Store: AccessStore + Send + Sync {
     /// Every version, oldest first.
     fn history(&self, key: &ResourceKey) -> Result<Vec<StoredResource>>;
     fn find_ids(&self, query: &Query) -> Result<Vec<String>>;
+    /// Ids of up to `limit` current resources matching `query` (e.g. every CareTeam that names a
+    /// practitioner); [`Store::find_ids`] stops at 3, enough for identity matching.
+    fn search_ids(&self, query: &Query, limit: u64) -> Result<Vec<String>>;
     /// Counts of current, non-deleted resources by type.
     fn counts_by_type(&self) -> Result<BTreeMap<String, u64>>;
     fn search_patients(&self, search: &PatientSearch) -> Result<PatientPage>;

@@ -483,6 +483,15 @@ impl Store for PgStore {
             .collect())
     }
 
+    fn search_ids(&self, query: &Query, limit: u64) -> Result<Vec<String>> {
+        let mut conn = self.pool.get()?;
+        let sql = query_sql::find_ids_limited(query, &PgLayout, limit);
+        Ok(query_rows(&mut *conn, &sql)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     fn counts_by_type(&self) -> Result<BTreeMap<String, u64>> {
         let mut conn = self.pool.get()?;
         let rows = conn.query(

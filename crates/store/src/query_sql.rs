@@ -60,7 +60,13 @@ pub(crate) trait IndexLayout {
 }
 
 /// `SELECT id` of current resources matching every clause of `query`.
+/// Identity matching needs to know only whether 0, 1 or several resources match.
 pub(crate) fn find_ids(query: &Query, layout: &dyn IndexLayout) -> Sql {
+    find_ids_limited(query, layout, 3)
+}
+
+/// Ids of up to `limit` current resources matching every clause.
+pub(crate) fn find_ids_limited(query: &Query, layout: &dyn IndexLayout, limit: u64) -> Sql {
     let mut sql = Sql::new(layout.sign());
     let ty = query.resource_type.as_str();
     let mut parts = Vec::new();
@@ -105,7 +111,7 @@ pub(crate) fn find_ids(query: &Query, layout: &dyn IndexLayout) -> Sql {
         };
         parts.push(part);
     }
-    sql.text = format!("{} LIMIT 3", parts.join(" INTERSECT "));
+    sql.text = format!("{} LIMIT {limit}", parts.join(" INTERSECT "));
     sql
 }
 

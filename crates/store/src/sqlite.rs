@@ -521,6 +521,16 @@ impl Store for SqliteStore {
         find_ids(&conn, &self.params, query)
     }
 
+    fn search_ids(&self, query: &Query, limit: u64) -> Result<Vec<String>> {
+        let conn = self.readers.get()?;
+        let sql = query_sql::find_ids_limited(query, &SqliteLayout(&self.params), limit);
+        let mut stmt = conn.prepare_cached(&sql.text)?;
+        let ids = stmt
+            .query_map(params_from_iter(to_sql_args(&sql.args)), |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
     fn counts_by_type(&self) -> Result<BTreeMap<String, u64>> {
         let conn = self.readers.get()?;
         let mut stmt = conn.prepare_cached(

@@ -85,6 +85,9 @@ impl Store for Closed {
     fn find_ids(&self, _: &rapport_fhir::query::Query) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
+    fn search_ids(&self, _: &rapport_fhir::query::Query, _: u64) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     fn counts_by_type(&self) -> Result<std::collections::BTreeMap<String, u64>> {
         Ok(Default::default())
     }

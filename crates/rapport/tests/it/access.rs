@@ -632,3 +632,45 @@ async fn api_tokens_carry_scopes_and_stop_working_when_revoked_b40() {
     );
     assert_eq!(get("/patients".into(), "rpt_unknown".into()).await, 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_practitioner_on_many_care_teams_sees_every_one_of_those_patients() {
+    let app = spawn_app().await;
+    let ids = app.patient_ids();
+    let chosen: Vec<String> = ids.iter().take(6).cloned().collect();
+    let practitioner = "pract-many-teams";
+    tokio::task::block_in_place(|| {
+        let now = app.state.clock.now_ms();
+        let entries: Vec<serde_json::Value> = chosen
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "resource": {"resourceType": "CareTeam", "status": "active",
+                        "subject": {"reference": format!("Patient/{p}")},
+                        "participant": [{"member": {"reference": format!("Practitioner/{practitioner}")}}]},
+                    "request": {"method": "POST", "url": "CareTeam"}})
+            })
+            .collect();
+        let bundle =
+            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        let unit = rapport_ingest::Unit {
+            name: "teams.json".into(),
+            kind: "file",
+            payload: rapport_ingest::Payload::Value(bundle),
+        };
+        let report = rapport_ingest::apply_unit(app.store.as_ref(), &unit, now, false);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        app.add_user(
+            "busy-gp@test.example",
+            "clinician",
+            None,
+            Some(practitioner),
+        );
+    });
+    let gp = app.login("busy-gp@test.example").await;
+    let page = gp.get("/patients").await.body;
+    assert!(page.contains("Showing 1–6 of 6"), "{page}");
+    for p in &chosen {
+        assert!(page.contains(&format!("href=\"/patients/{p}\"")));
+    }
+}

@@ -88,10 +88,13 @@ pub enum TokenCommand {
         #[arg(long, default_value = "")]
         label: String,
     },
-    /// Revoke a token by its id (from `rapport token list`).
+    /// Revoke a token, by its id (from `rapport token list`) or by the token itself.
     Revoke {
+        #[arg(long, required_unless_present = "token", conflicts_with = "token")]
+        id: Option<i64>,
+        /// The token (`rpt_…`), e.g. one found where it should not be.
         #[arg(long)]
-        id: i64,
+        token: Option<String>,
     },
     /// List an account's tokens.
     List {
@@ -287,7 +290,15 @@ pub fn run_token(store: &dyn Store, cmd: TokenCommand) -> anyhow::Result<()> {
             );
             println!("{token}");
         }
-        TokenCommand::Revoke { id } => {
+        TokenCommand::Revoke { id, token } => {
+            let id = match (id, token) {
+                (Some(id), _) => id,
+                (None, Some(t)) => store
+                    .token_by_hash(&rapport_access::secret::hash_secret(t.trim()))?
+                    .map(|t| t.token_id)
+                    .context("no such token")?,
+                (None, None) => anyhow::bail!("give --id or --token"),
+            };
             if rapport_auth::revoke_token(store, &cli("token revoke"), "cli", id, now_ms())? {
                 println!("token #{id} revoked");
             } else {

@@ -109,6 +109,21 @@ async fn users(State(state): State<AppState>, caller: Caller) -> Result<Html<Str
                 }
             }
         }
+        section.card aria-labelledby="security-settings" {
+            h2 #security-settings { "Security settings" }
+            @let st = &state.settings;
+            table {
+                tbody {
+                    tr { th { "Session ends after idle" } td { (st.session.idle_ms / 60_000) " minutes" } }
+                    tr { th { "Session ends after sign-in, however active" } td { (st.session.absolute_ms / 3_600_000) " hours" } }
+                    tr { th { "Break-the-glass access lasts" } td { (st.session.break_glass_ms / 60_000) " minutes" } }
+                    tr { th { "Account locked after failed sign-ins in a row" } td { (st.lockout.max_failures) ", for " (st.lockout.lock_ms / 60_000) " minutes" } }
+                    tr { th { "Sign-in attempts per address" } td { (st.sign_in_attempts_per_address) " per 5 minutes" } }
+                    tr { th { "Secure cookies (HTTPS)" } td { (if st.secure_cookies { "on" } else { "off: start with --secure-cookies behind HTTPS" }) } }
+                    tr { th { "Password policy" } td { "at least 12 characters; common passwords and the account's own name refused" } }
+                }
+            }
+        }
         section.card aria-labelledby="new-user" {
             h2 #new-user { "Add a user" }
             form method="post" action="/admin/users" {

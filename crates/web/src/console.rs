@@ -261,6 +261,14 @@ async fn patient_page(
             ))
         })
         .collect();
+    // Offer the note form only to those who may write (a caregiver may have read-only access).
+    let may_write = {
+        let (principal, pid, now) = (caller.principal.clone(), id.clone(), state.clock.now_ms());
+        state
+            .with_auth(move |s| rapport_auth::authorize(s, &principal, &pid, Action::Write, now))
+            .await?
+            .is_allowed()
+    };
     // The whole compartment was read: one audit record names it (`Patient/id/*`).
     access::record(&state, &caller, &granted, vec![format!("Patient/{id}/*")]).await?;
     let body = html! {
@@ -268,7 +276,7 @@ async fn patient_page(
             p.flag role="status" { "Emergency access (break-the-glass): recorded and reviewed." }
         }
         (render_360(patient, &items, &names))
-        @if let Some(csrf) = caller.csrf() {
+        @if let Some(csrf) = caller.csrf().filter(|_| may_write) {
             section.card aria-labelledby="add-note" {
                 h2 #add-note { "Add a note" }
                 form method="post" action={ "/patients/" (id) "/notes" } {

@@ -674,3 +674,43 @@ async fn a_practitioner_on_many_care_teams_sees_every_one_of_those_patients() {
         assert!(page.contains(&format!("href=\"/patients/{p}\"")));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_sign_in_attempts_from_one_address_are_refused() {
+    let app = spawn_app().await;
+    let limit = rapport_web::Settings::default().sign_in_attempts_per_address;
+    for i in 0..limit {
+        let r = app
+            .try_login(&format!("nobody{i}@test.example"), "whatever it may be")
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(r.status, 401, "attempt {i}");
+    }
+    let r = app
+        .try_login("coordinator@test.example", PASSWORD)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("Too many sign-in attempts"));
+    // The window passes.
+    app.state.clock.advance(5 * 60 * 1000);
+    app.login("coordinator@test.example").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caregiver_with_read_only_access_is_not_offered_the_note_form() {
+    let app = spawn_app().await;
+    let world = tokio::task::block_in_place(|| setup(&app));
+    let carer = app.login("caregiver@test.example").await;
+    let page = carer.get(&format!("/patients/{}", world.mine)).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Add a note"));
+    let coordinator = app.login("coord2@test.example").await;
+    assert!(coordinator
+        .get(&format!("/patients/{}", world.mine))
+        .await
+        .body
+        .contains("Add a note"));
+}

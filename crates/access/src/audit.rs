@@ -257,6 +257,12 @@ impl ChainVerifier {
     pub fn count(&self) -> u64 {
         self.count
     }
+
+    /// The last record checked and its hash: note it somewhere else (a ticket, a log kept
+    /// elsewhere) to detect later that newer records were removed, which a chain alone cannot.
+    pub fn head(&self) -> (i64, [u8; 32]) {
+        (self.prev_seq, self.prev_hash)
+    }
 }
 
 /// Check records given in sequence order, starting from the first ever written. Returns how many
@@ -310,8 +316,14 @@ pub fn to_audit_event(r: &ChainedRecord) -> Value {
         Outcome::Success => "0",
         Outcome::Denied | Outcome::Failed => "4",
     };
+    // A person, or work done by the system itself (imports, commands without an account).
+    let (agent_code, agent_display) = if rec.actor.user_id.is_some() || rec.actor.role != "system" {
+        ("humanuser", "human user")
+    } else {
+        ("dataprocessor", "data processor")
+    };
     let mut agent = json!({
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "humanuser", "display": "human user"}]},
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": agent_code, "display": agent_display}]},
         "who": {"display": rec.actor.label},
         "requestor": true,
         "role": [{"text": rec.actor.role}],

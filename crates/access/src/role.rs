@@ -92,9 +92,20 @@ pub struct Email(String);
 impl Email {
     pub fn parse(s: &str) -> Result<Self, AccessError> {
         let e = s.trim().to_lowercase();
+        // RFC 5322 dot-atom local part and a host name; no quoted forms.
+        let local_ok = |l: &str| {
+            l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b))
+        };
+        let domain_ok = |d: &str| {
+            d.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-".contains(&b))
+        };
         let ok = e.len() <= 254
             && e.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty()
+                local_ok(local)
+                    && domain_ok(domain)
+                    && !local.is_empty()
                     && domain.contains('.')
                     && !domain.starts_with('.')
                     && !domain.ends_with('.')
@@ -155,6 +166,8 @@ mod tests {
             "ana@example",
             "a b@example.org",
             "a@b@c.org",
+            "<script>@x.example",
+            "ana@exa_mple.org",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }

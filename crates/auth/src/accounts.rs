@@ -104,6 +104,11 @@ pub fn create_user(
         return Err(AuthError::Invalid("the name must not be empty".into()));
     }
     let roles = parse_roles(&account.roles)?;
+    if account.patient.is_some() && !roles.contains(&Role::Patient) {
+        return Err(AuthError::Invalid(
+            "a linked patient record is for patient accounts; add the patient role".into(),
+        ));
+    }
     let patient = match &account.patient {
         Some(p) => Some(resolve_patient(store, p)?),
         None => None,
@@ -126,6 +131,22 @@ pub fn create_user(
         if !rapport_fhir::id::is_valid_id(p) {
             return Err(AuthError::Invalid(format!(
                 "'{p}' is not a Practitioner id"
+            )));
+        }
+    }
+    if let Some(p) = &practitioner {
+        if !roles.iter().any(|r| r.is_care_staff()) {
+            return Err(AuthError::Invalid(
+                "a Practitioner link is for care staff (clinician or coordinator)".into(),
+            ));
+        }
+        if store
+            .read(&ResourceKey::new("Practitioner", p.as_str()))?
+            .filter(|r| !r.deleted)
+            .is_none()
+        {
+            return Err(AuthError::Invalid(format!(
+                "there is no Practitioner/{p} in the store"
             )));
         }
     }
@@ -212,6 +233,33 @@ pub fn set_disabled(
             format!("AppUser/{user_id}"),
             None,
             format!("disabled={disabled}"),
+            now_ms,
+        );
+        tx.append_audit(&record).map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Lift a sign-in lockout.
+pub fn unlock(
+    store: &dyn Store,
+    actor: &Actor,
+    source: &str,
+    user_id: i64,
+    now_ms: i64,
+) -> Result<()> {
+    store
+        .user_by_id(user_id)?
+        .ok_or_else(|| AuthError::UnknownUser(format!("#{user_id}")))?;
+    store.write(Durability::Immediate, &mut |tx| {
+        tx.set_sign_in_failures(user_id, 0, None)?;
+        let record = change_record(
+            actor,
+            source,
+            AuditAction::UserUpdate,
+            format!("AppUser/{user_id}"),
+            None,
+            "unlocked".into(),
             now_ms,
         );
         tx.append_audit(&record).map(|_| ())
@@ -419,7 +467,7 @@ pub fn break_glass(
     Ok(id)
 }
 
-/// An admin marks a break-the-glass access reviewed.
+/// An admin marks a break-the-glass access reviewed; not their own (four eyes).
 pub fn review_break_glass(
     store: &dyn Store,
     admin: &Principal,
@@ -459,6 +507,40 @@ pub fn walk_audit(store: &dyn Store, on_batch: &mut dyn FnMut(&[ChainedRecord]))
         after = last.seq;
         on_batch(&batch);
     }
+}
+
+/// The audit chain checked to its end: how many records, and the last one's number and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedChain {
+    pub records: u64,
+    pub head_seq: i64,
+    pub head_hash: [u8; 32],
+}
+
+/// Check the audit chain from its first record, with its head.
+pub fn verify_audit_head(
+    store: &dyn Store,
+) -> Result<std::result::Result<VerifiedChain, BrokenLink>> {
+    let mut verifier = ChainVerifier::default();
+    let mut broken = None;
+    walk_audit(store, &mut |batch| {
+        for r in batch {
+            if broken.is_none() {
+                if let Err(b) = verifier.check(r) {
+                    broken = Some(b);
+                }
+            }
+        }
+    })?;
+    let (head_seq, head_hash) = verifier.head();
+    Ok(match broken {
+        Some(b) => Err(b),
+        None => Ok(VerifiedChain {
+            records: verifier.count(),
+            head_seq,
+            head_hash,
+        }),
+    })
 }
 
 /// Check the audit chain from its first record: the number of records, or the first broken link.

@@ -169,7 +169,13 @@ pub fn access_record(
         purpose: None,
         // Reads under break-the-glass are flagged for review with the access itself.
         flagged,
-        detail: String::new(),
+        // Requests made with an API token say which one.
+        detail: match &principal.credential {
+            rapport_access::policy::Credential::Token { token_id, .. } => {
+                format!("via API token #{token_id}")
+            }
+            rapport_access::policy::Credential::Session => String::new(),
+        },
     }
 }
 

@@ -181,6 +181,29 @@ pub fn sign_in(
     })
 }
 
+/// Record a sign-in refused because its address made too many failed attempts.
+pub fn record_throttled(store: &dyn Store, email: &str, source: &str, now_ms: i64) -> Result<()> {
+    let label = Email::parse(email)
+        .map(|e| e.to_string())
+        .unwrap_or_else(|_| "(not an e-mail)".into());
+    let record = auth_record(
+        Actor {
+            user_id: None,
+            label,
+            role: String::new(),
+        },
+        AuditAction::SignInFailed,
+        Outcome::Denied,
+        source,
+        "throttled",
+        now_ms,
+    );
+    store.write(Durability::Immediate, &mut |tx| {
+        tx.append_audit(&record).map(|_| ())
+    })?;
+    Ok(())
+}
+
 /// A live session, found by the secret in its cookie.
 #[derive(Debug, Clone)]
 pub struct LiveSession {

@@ -55,7 +55,7 @@ pub enum UserCommand {
         email: String,
         #[arg(long)]
         patient: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "revoke")]
         write: bool,
         #[arg(long)]
         revoke: bool,
@@ -314,8 +314,11 @@ pub fn run_token(store: &dyn Store, cmd: TokenCommand) -> anyhow::Result<()> {
                     None if t.expires_ms <= now => "expired",
                     None => "live",
                 };
+                let expires = chrono::DateTime::from_timestamp_millis(t.expires_ms)
+                    .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default();
                 println!(
-                    "#{:<4} {:<8} {:<40} {}",
+                    "#{:<4} {:<8} expires {expires}  {:<40} {}",
                     t.token_id, state, t.scopes, t.label
                 );
             }
@@ -327,9 +330,16 @@ pub fn run_token(store: &dyn Store, cmd: TokenCommand) -> anyhow::Result<()> {
 /// Returns false when the chain is broken.
 pub fn run_audit(store: &dyn Store, cmd: AuditCommand) -> anyhow::Result<bool> {
     match cmd {
-        AuditCommand::Verify => match rapport_auth::verify_audit(store)? {
-            Ok(n) => {
-                println!("audit chain intact: {n} records verified");
+        AuditCommand::Verify => match rapport_auth::verify_audit_head(store)? {
+            Ok(v) => {
+                println!("audit chain intact: {} records verified", v.records);
+                // Removing the newest records leaves an intact, shorter chain: compare the head
+                // with one noted earlier, outside this database.
+                println!(
+                    "head: record {} hash {}",
+                    v.head_seq,
+                    hex_string(&v.head_hash)
+                );
                 Ok(true)
             }
             Err(broken) => {
@@ -339,9 +349,7 @@ pub fn run_audit(store: &dyn Store, cmd: AuditCommand) -> anyhow::Result<bool> {
         },
         AuditCommand::Export { output } => {
             let mut out: Box<dyn Write> = match &output {
-                Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path).with_context(|| path.display().to_string())?,
-                )),
+                Some(path) => Box::new(std::io::BufWriter::new(open_private(path)?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let mut n = 0u64;
@@ -366,6 +374,21 @@ pub fn run_audit(store: &dyn Store, cmd: AuditCommand) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+/// A new file readable by its owner only (the export holds who saw which patient).
+fn open_private(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .with_context(|| path.display().to_string())
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A demo sign-in to print.

@@ -184,7 +184,8 @@ pub trait AccessTx {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<i64>;
-    /// Returns whether an unreviewed access was marked reviewed.
+    /// Returns whether an unreviewed access was marked reviewed (never by the one who broke the
+    /// glass).
     fn review_break_glass(
         &mut self,
         id: i64,

@@ -473,7 +473,7 @@ impl AccessTx for PgTx<'_> {
         now_ms: i64,
     ) -> Result<bool> {
         let n = self.tx.execute(
-            "UPDATE break_glass SET reviewed_by = $2, reviewed_at = $3, review_note = $4 WHERE break_glass_id = $1 AND reviewed_at IS NULL",
+            "UPDATE break_glass SET reviewed_by = $2, reviewed_at = $3, review_note = $4 WHERE break_glass_id = $1 AND reviewed_at IS NULL AND user_id <> $2",
             &[&id, &reviewer, &now_ms, &note],
         )?;
         Ok(n > 0)

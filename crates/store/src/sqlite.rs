@@ -65,6 +65,7 @@ impl SqliteStore {
             })?;
         }
         let mut writer = Connection::open(path)?;
+        restrict_to_owner(path);
         configure(&writer)?;
         migrate(&mut writer)?;
         let params = Arc::new(load_param_ids(&mut writer)?);
@@ -93,6 +94,30 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The database holds patient data, password hashes and the audit trail: readable by its owner
+/// only. SQLite gives the -wal and -shm files the database file's permissions. (Best effort: a
+/// file owned by someone else keeps its mode.)
+fn restrict_to_owner(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(meta) = std::fs::metadata(dir) {
+                let mode = meta.permissions().mode();
+                if mode & 0o077 != 0 && dir.file_name().is_some_and(|n| n != "tmp") {
+                    let _ = std::fs::set_permissions(
+                        dir,
+                        std::fs::Permissions::from_mode(mode & 0o700),
+                    );
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {

@@ -461,7 +461,7 @@ impl AccessTx for SqliteTx<'_> {
     ) -> Result<bool> {
         let n = self
             .tx
-            .prepare_cached("UPDATE break_glass SET reviewed_by = ?2, reviewed_at = ?3, review_note = ?4 WHERE break_glass_id = ?1 AND reviewed_at IS NULL")?
+            .prepare_cached("UPDATE break_glass SET reviewed_by = ?2, reviewed_at = ?3, review_note = ?4 WHERE break_glass_id = ?1 AND reviewed_at IS NULL AND user_id <> ?2")?
             .execute(params![id, reviewer, now_ms, note])?;
         Ok(n > 0)
     }

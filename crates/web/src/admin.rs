@@ -2,11 +2,11 @@
 //! FHIR AuditEvent NDJSON) and the review of break-the-glass accesses. Admins manage access;
 //! these pages show no clinical data.
 
+use crate::form::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Form;
 use maud::html;
 use rapport_access::audit::to_audit_event;
 use rapport_store::AuditFilter;
@@ -36,6 +36,12 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
             RouteAccess::Admin,
             post(assign),
         )
+        .add(
+            "POST",
+            "/admin/users/{id}/unlock",
+            RouteAccess::Admin,
+            post(unlock),
+        )
         .add("GET", "/admin/audit", RouteAccess::Admin, get(audit))
         .add(
             "GET",
@@ -57,8 +63,10 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
         )
 }
 
+/// Admin pages are for people at a browser: an API token, whatever its scopes, cannot manage
+/// accounts or read the audit trail here.
 fn require_admin(caller: &Caller) -> Result<(), WebError> {
-    if caller.principal.is_admin() {
+    if caller.principal.is_admin() && caller.session.is_some() {
         Ok(())
     } else {
         Err(WebError::Forbidden {
@@ -88,7 +96,13 @@ async fn users(State(state): State<AppState>, caller: Caller) -> Result<Html<Str
                         }
                         td {
                             @if u.disabled { span.badge.warn { "disabled" } } @else { "active" }
-                            @if u.locked_until_ms.is_some_and(|t| t > state.clock.now_ms()) { " " span.badge.warn { "locked" } }
+                            @if u.locked_until_ms.is_some_and(|t| t > state.clock.now_ms()) {
+                                " " span.badge.warn { "locked" }
+                                form.inline method="post" action={ "/admin/users/" (u.user_id) "/unlock" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    " " button type="submit" { "Unlock" }
+                                }
+                            }
                             form.inline method="post" action={ "/admin/users/" (u.user_id) "/disabled" } {
                                 input type="hidden" name="csrf" value=(csrf);
                                 input type="hidden" name="disabled" value=(if u.disabled { "false" } else { "true" });
@@ -126,7 +140,7 @@ async fn users(State(state): State<AppState>, caller: Caller) -> Result<Html<Str
         }
         section.card aria-labelledby="new-user" {
             h2 #new-user { "Add a user" }
-            form method="post" action="/admin/users" {
+            form.stack method="post" action="/admin/users" {
                 input type="hidden" name="csrf" value=(csrf);
                 label { "E-mail " input type="email" name="email" required; } " "
                 label { "Name " input type="text" name="name" required; } " "
@@ -229,6 +243,25 @@ async fn set_disabled(
     );
     state
         .with_auth(move |s| rapport_auth::set_disabled(s, &actor, &source, id, f.disabled, now))
+        .await?;
+    Ok(Redirect::to("/admin/users"))
+}
+
+async fn unlock(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Form(f): Form<crate::login::CsrfForm>,
+) -> Result<Redirect, WebError> {
+    require_admin(&caller)?;
+    caller.check_csrf(&f.csrf)?;
+    let (actor, source, now) = (
+        rapport_auth::actor_of(&caller.principal),
+        caller.source.clone(),
+        state.clock.now_ms(),
+    );
+    state
+        .with_auth(move |s| rapport_auth::unlock(s, &actor, &source, id, now))
         .await?;
     Ok(Redirect::to("/admin/users"))
 }
@@ -340,7 +373,7 @@ async fn audit(
             button type="submit" { "Filter" }
         }
         p { a href="/admin/audit/export" { "Export the whole trail as FHIR AuditEvent (NDJSON)" } }
-        table {
+        div.scroll { table {
             thead { tr { th { "#" } th { "When" } th { "Who" } th { "Role" } th { "Action" } th { "Outcome" } th { "Patient" } th { "What" } th { "From" } th { "Basis / reason" } } }
             tbody {
                 @for r in &records {
@@ -359,7 +392,7 @@ async fn audit(
                     }
                 }
             }
-        }
+        } }
         @if let Some(last) = records.last().filter(|_| records.len() as u64 == PAGE) {
             p { a href={ "/admin/audit?actor=" (crate::urlencode(&q.actor)) "&patient=" (crate::urlencode(&q.patient)) "&action=" (q.action) "&outcome=" (q.outcome) (if q.flagged.is_some() { "&flagged=1" } else { "" }) "&before=" (last.seq) } { "Older →" } }
         }
@@ -416,6 +449,7 @@ async fn break_glass_list(
     let body = html! {
         h1 { "Break-the-glass reviews" }
         p.muted { "Every emergency access outside a care team, newest first. Review each: was it justified?" }
+        @if list.is_empty() { p { "No break-the-glass access so far." } }
         table {
             thead { tr { th { "#" } th { "When" } th { "Who" } th { "Patient" } th { "Reason" } th { "Until" } th { "Review" } } }
             tbody {
@@ -469,10 +503,13 @@ async fn review(
         caller.source.clone(),
         state.clock.now_ms(),
     );
-    state
+    let done = state
         .with_auth(move |s| {
             rapport_auth::review_break_glass(s, &principal, &source, id, &f.note, now)
         })
         .await?;
+    if !done {
+        return Err(WebError::BadRequest("Not reviewed: that access does not exist, is already reviewed, or is your own (someone else must review it).".into()));
+    }
     Ok(Redirect::to("/admin/break-glass"))
 }

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
+use crate::form::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
-use axum::Form;
 use maud::{html, Markup};
 use rapport_access::policy::{Action, Basis, Decision};
 use rapport_fhir::{date, text};
@@ -20,6 +20,7 @@ use crate::view::{self, concept, format_date, str_at};
 use crate::{AppState, Caller, RouteAccess, RouteBook, WebError};
 
 const PAGE_SIZE: u64 = 25;
+const MAX_NOTE_CHARS: usize = 10_000;
 
 pub(crate) fn routes(book: RouteBook) -> RouteBook {
     book.add(
@@ -103,6 +104,10 @@ async fn patient_search(
     list(&state, &caller, form).await
 }
 
+fn bad_date_given(s: &str) -> bool {
+    !s.trim().is_empty() && date::parse_range(s.trim()).is_none()
+}
+
 /// The patients the caller may see, filtered by the search, one page of them.
 async fn list(
     state: &AppState,
@@ -120,7 +125,12 @@ async fn list(
             .collect(),
         identifier: Some(params.identifier.trim().to_owned()).filter(|s| !s.is_empty()),
         birth_date: birth_range.map(|r| (r.start, r.end)),
-        only_ids: Some(visible),
+        // An unreadable birth date matches nothing rather than being dropped from the search.
+        only_ids: Some(if bad_date_given(&params.birthdate) {
+            Vec::new()
+        } else {
+            visible
+        }),
         offset: (page - 1) * PAGE_SIZE,
         limit: PAGE_SIZE,
     };
@@ -168,6 +178,8 @@ async fn list(
         @if bad_date { p.badge.warn { "Birth date must be YYYY, YYYY-MM or YYYY-MM-DD." } }
         @if result.total == 0 {
             p { "No patients match." }
+        } @else if patients.is_empty() {
+            p { "No patients on page " (page) "; there are " (result.total) ". " a href="/patients" { "Back to page 1" } }
         } @else {
             p.muted { "Showing " (first) "–" (last) " of " (result.total) }
             table {
@@ -312,9 +324,11 @@ async fn add_note(
     caller.check_csrf(&form.csrf)?;
     let granted = access::require(&state, &caller, &id, Action::Write).await?;
     let note = form.text.trim().to_owned();
-    if note.is_empty() {
+    if note.is_empty() || note.chars().count() > MAX_NOTE_CHARS {
         access::record(&state, &caller, &granted, vec![format!("Patient/{id}")]).await?;
-        return Err(WebError::BadRequest("The note is empty.".into()));
+        return Err(WebError::BadRequest(format!(
+            "A note must have 1 to {MAX_NOTE_CHARS} characters."
+        )));
     }
     let now = state.clock.now_ms();
     let when = chrono::DateTime::from_timestamp_millis(now)
@@ -335,12 +349,21 @@ async fn add_note(
             "creation": when,
         }}],
     });
+    // The id is chosen here so that the audit record can name the document it wrote.
+    let doc_id = uuid::Uuid::new_v4().to_string();
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
-        "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        "fullUrl": format!("urn:uuid:{doc_id}"),
         "resource": doc,
-        "request": {"method": "POST", "url": "DocumentReference"},
+        "request": {"method": "PUT", "url": format!("DocumentReference/{doc_id}")},
     }]});
-    let record = granted.record(&caller, vec![format!("Patient/{id}")], now);
+    let record = granted.record(
+        &caller,
+        vec![
+            format!("Patient/{id}"),
+            format!("DocumentReference/{doc_id}"),
+        ],
+        now,
+    );
     let unit = rapport_ingest::Unit {
         name: format!("console note by {}", caller.principal.email),
         kind: "console",
@@ -420,6 +443,30 @@ async fn break_glass(
             })
         }
         Decision::Deny(_) => {
+            let exists = {
+                let pid = id.clone();
+                state
+                    .with_store(move |s| s.read(&ResourceKey::new("Patient", pid)))
+                    .await?
+                    .is_some_and(|r| !r.deleted)
+            };
+            if !exists {
+                let mut record = rapport_auth::access_record(
+                    &caller.principal,
+                    &caller.source,
+                    decision,
+                    Action::Read,
+                    Some(&id),
+                    vec![format!("Patient/{id}")],
+                    now,
+                );
+                record.action = rapport_access::audit::AuditAction::BreakGlass;
+                record.detail = "refused: no such patient".into();
+                state
+                    .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+                    .await?;
+                return Err(WebError::NotFound);
+            }
             if form.reason.trim().chars().count() < 5 {
                 let mut record = rapport_auth::access_record(
                     &caller.principal,
@@ -431,7 +478,7 @@ async fn break_glass(
                     now,
                 );
                 record.action = rapport_access::audit::AuditAction::BreakGlass;
-                record.detail = "refused: no reason given".into();
+                record.detail = "refused: reason missing or too short".into();
                 state
                     .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
                     .await?;
@@ -741,7 +788,16 @@ fn timeline_details(r: &Value, names: &HashMap<String, String>) -> Markup {
             }
             "DocumentReference" => {
                 (r.get("type").map(concept).unwrap_or_else(|| "Document".into()))
-                @if let Some(t) = view::document_text(r) { br; span.muted { (t.chars().take(300).collect::<String>()) } }
+                @if let Some(t) = view::document_text(r) {
+                    br;
+                    // Notes keep their line breaks; bidi controls in them cannot reorder the page
+                    // (<bdi>, HTML §4.5.24); long ones open on demand.
+                    @if t.chars().count() > 300 {
+                        details.note { summary { bdi { (t.chars().take(300).collect::<String>()) "…" } } bdi.note-text { (t) } }
+                    } @else {
+                        bdi.note-text.muted { (t) }
+                    }
+                }
             }
             "Immunization" => { (r.get("vaccineCode").map(concept).unwrap_or_default()) }
             "MedicationRequest" => {

@@ -63,6 +63,12 @@ impl IntoResponse for WebError {
             ),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Cannot do that", m.clone()),
             WebError::Auth(rapport_auth::AuthError::Invalid(m)) => (StatusCode::BAD_REQUEST, "Cannot do that", m.clone()),
+            WebError::Auth(
+                e @ (rapport_auth::AuthError::UnknownUser(_)
+                | rapport_auth::AuthError::UnknownPatient(_)
+                | rapport_auth::AuthError::AmbiguousPatient(_)
+                | rapport_auth::AuthError::Access(_)),
+            ) => (StatusCode::BAD_REQUEST, "Cannot do that", e.to_string()),
             WebError::TooManyRequests => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",

@@ -11,6 +11,7 @@ mod admin;
 mod caller;
 mod console;
 mod error;
+mod form;
 mod login;
 mod page;
 mod security;
@@ -35,7 +36,8 @@ pub struct Settings {
     pub lockout: LockoutPolicy,
     /// Mark cookies Secure (the site is served over HTTPS, directly or behind a proxy).
     pub secure_cookies: bool,
-    /// Sign-in attempts allowed per client address per 5 minutes.
+    /// Failed sign-in attempts allowed per client address per 5 minutes. Behind a reverse proxy
+    /// every user shares the proxy's address, hence a generous default.
     pub sign_in_attempts_per_address: u32,
 }
 
@@ -45,7 +47,7 @@ impl Default for Settings {
             session: SessionPolicy::default(),
             lockout: LockoutPolicy::default(),
             secure_cookies: false,
-            sign_in_attempts_per_address: 30,
+            sign_in_attempts_per_address: 100,
         }
     }
 }
@@ -66,28 +68,57 @@ impl Clock {
     }
 }
 
-/// Sign-in attempts per client address in the current window (in memory: a restart forgets,
-/// the per-account lockout in the database does not).
+/// Failed sign-ins per client address and per unknown e-mail in the current window (in memory:
+/// a restart forgets; the per-account lockout in the database does not).
 #[derive(Debug, Default)]
 pub(crate) struct Throttle {
-    attempts: Mutex<HashMap<String, (i64, u32)>>,
+    by_address: Mutex<HashMap<String, (i64, u32)>>,
+    by_email: Mutex<HashMap<String, (i64, i64)>>,
 }
 
 impl Throttle {
     const WINDOW_MS: i64 = 5 * 60 * 1000;
 
-    /// Count one attempt; false when the address is over its limit.
-    pub(crate) fn allow(&self, address: &str, limit: u32, now_ms: i64) -> bool {
-        let mut map = self.attempts.lock().expect("throttle lock");
+    fn prune<V>(map: &mut HashMap<String, (i64, V)>, now_ms: i64, keep_ms: i64) {
         if map.len() > 10_000 {
-            map.retain(|_, (start, _)| now_ms - *start < Self::WINDOW_MS);
+            map.retain(|_, (start, _)| now_ms - *start < keep_ms);
         }
+    }
+
+    /// Whether the address has used up its failed attempts in this window.
+    pub(crate) fn address_blocked(&self, address: &str, limit: u32, now_ms: i64) -> bool {
+        let map = self.by_address.lock().expect("throttle lock");
+        map.get(address)
+            .is_some_and(|(start, n)| now_ms - start < Self::WINDOW_MS && *n >= limit)
+    }
+
+    /// Count a failed attempt from `address`.
+    pub(crate) fn failed(&self, address: &str, now_ms: i64) {
+        let mut map = self.by_address.lock().expect("throttle lock");
+        Self::prune(&mut map, now_ms, Self::WINDOW_MS);
         let entry = map.entry(address.to_owned()).or_insert((now_ms, 0));
         if now_ms - entry.0 >= Self::WINDOW_MS {
             *entry = (now_ms, 0);
         }
         entry.1 += 1;
-        entry.1 <= limit
+    }
+
+    /// Count a failure for an e-mail with no account (or a wrong password); true once it has
+    /// failed as often as locks a real account, until the lock would have ended.
+    pub(crate) fn email_failed(&self, email: &str, policy: LockoutPolicy, now_ms: i64) -> bool {
+        let mut map = self.by_email.lock().expect("throttle lock");
+        Self::prune(&mut map, now_ms, policy.lock_ms);
+        let entry = map.entry(email.to_owned()).or_insert((now_ms, 0));
+        if now_ms - entry.0 >= policy.lock_ms {
+            *entry = (now_ms, 0);
+        }
+        entry.1 += 1;
+        entry.1 >= policy.max_failures
+    }
+
+    /// A successful sign-in starts the e-mail's count again, as the account's does.
+    pub(crate) fn email_succeeded(&self, email: &str) {
+        self.by_email.lock().expect("throttle lock").remove(email);
     }
 }
 
@@ -226,7 +257,8 @@ pub fn routes() -> Vec<RouteSpec> {
 
 /// All routes of the application, with the security layers.
 pub fn router(state: AppState) -> Router {
-    security::harden(book().router).with_state(state)
+    let router = book().router.fallback(|| async { WebError::NotFound });
+    security::harden(router, state.settings.secure_cookies).with_state(state)
 }
 
 /// 200 once the store answers a query.

@@ -4,13 +4,13 @@
 //! a SameSite=Strict cookie scoped to /login, repeated in the form. A successful sign-in always
 //! opens a new session (the id is rotated) and ends the one the browser had before.
 
+use crate::form::Form;
 use axum::extract::{Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Form;
 use maud::html;
 use rapport_access::secret::{new_secret, secrets_equal};
 use rapport_auth::SignIn;
@@ -20,7 +20,15 @@ use crate::caller::{self, clear_cookie, cookie, session_cookie_name, set_cookie,
 use crate::page::layout;
 use crate::{AppState, RouteAccess, RouteBook, WebError};
 
-const LOGIN_CSRF_COOKIE: &str = "rapport_login_csrf";
+/// The login CSRF cookie; with TLS, `__Host-` pins it to this host (RFC 6265bis §4.1.3.2) so that
+/// a sibling domain cannot plant one.
+fn login_csrf_cookie(secure: bool) -> &'static str {
+    if secure {
+        "__Host-rapport_login_csrf"
+    } else {
+        "rapport_login_csrf"
+    }
+}
 
 pub(crate) fn routes(book: RouteBook) -> RouteBook {
     book.add("GET", "/login", RouteAccess::Public, get(login_page))
@@ -34,18 +42,48 @@ pub(crate) struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only paths on this site (`/patients/…`), never `//elsewhere` or a full URL (open redirect).
-fn safe_next(next: Option<&str>) -> String {
+/// Only paths on this site (`/patients/…`), never `//elsewhere`, a full URL, or anything a
+/// browser might reinterpret (URL parsers drop tabs and newlines, so `/<TAB>/evil` would become
+/// `//evil`): plain path characters only (OWASP Unvalidated Redirects cheat sheet).
+pub(crate) fn safe_next(next: Option<&str>) -> String {
+    let plain = |n: &str| {
+        n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~%".contains(&b))
+    };
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.contains('\\')
+                && n.len() <= 512
+                && plain(n)
                 && n != "/logout" =>
         {
             n.to_owned()
         }
         _ => "/patients".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_plain_local_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next(Some("/patients/abc-1")), "/patients/abc-1");
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "javascript:alert(1)",
+            "/patients\r\nSet-Cookie:x=1",
+            "/logout",
+            "/%09/x?y",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/patients", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/patients");
     }
 }
 
@@ -64,11 +102,12 @@ fn login_form(state: &AppState, next: &str, message: Option<&str>, email: &str) 
             }
         }
     };
+    let secure = state.settings.secure_cookies;
     let cookie = set_cookie(
-        LOGIN_CSRF_COOKIE,
+        login_csrf_cookie(secure),
         &token,
-        "/login",
-        state.settings.secure_cookies,
+        if secure { "/" } else { "/login" },
+        secure,
         "Strict",
     );
     let status = if message.is_some() {
@@ -120,15 +159,21 @@ async fn login(
 ) -> Result<Response, WebError> {
     let next = safe_next(form.next.as_deref());
     let source = info.source.clone();
-    match cookie(&info.headers, LOGIN_CSRF_COOKIE) {
+    let secure = state.settings.secure_cookies;
+    match cookie(&info.headers, login_csrf_cookie(secure)) {
         Some(expected) if secrets_equal(expected, &form.csrf) => {}
         _ => return Err(WebError::Csrf),
     }
     let now = state.clock.now_ms();
-    if !state
+    // Failed attempts per address are limited (successful ones do not count).
+    if state
         .throttle
-        .allow(&source, state.settings.sign_in_attempts_per_address, now)
+        .address_blocked(&source, state.settings.sign_in_attempts_per_address, now)
     {
+        let (src, email) = (source.clone(), form.email.clone());
+        state
+            .with_auth(move |s| rapport_auth::record_throttled(s, &email, &src, now))
+            .await?;
         return Err(WebError::TooManyRequests);
     }
     let previous = cookie(
@@ -145,8 +190,26 @@ async fn login(
     let outcome = state
         .with_auth(move |s| rapport_auth::sign_in(s, &email, &password, &src, &lockout, now))
         .await?;
+    if !matches!(outcome, SignIn::Success { .. }) {
+        state.throttle.failed(&source, now);
+    }
+    // Unknown e-mails "lock" after as many failures as real accounts do, so that the lockout
+    // message does not tell which accounts exist.
+    let email_key = form.email.trim().to_lowercase();
+    let outcome = match outcome {
+        SignIn::BadCredentials
+            if state
+                .throttle
+                .email_failed(&email_key, state.settings.lockout, now) =>
+        {
+            SignIn::Locked { until_ms: now }
+        }
+        SignIn::BadCredentials => SignIn::BadCredentials,
+        other => other,
+    };
     match outcome {
         SignIn::Success { principal, session_secret, .. } => {
+            state.throttle.email_succeeded(&email_key);
             // Rotation: the session the browser came with (if any) ends now.
             if let Some(old) = previous {
                 state
@@ -160,7 +223,7 @@ async fn login(
             let secure = state.settings.secure_cookies;
             let mut headers = HeaderMap::new();
             headers.append(SET_COOKIE, set_cookie(session_cookie_name(secure), &session_secret, "/", secure, "Lax").parse().expect("a valid header"));
-            headers.append(SET_COOKIE, clear_cookie(LOGIN_CSRF_COOKIE, "/login", secure).parse().expect("a valid header"));
+            headers.append(SET_COOKIE, clear_cookie(login_csrf_cookie(secure), if secure { "/" } else { "/login" }, secure).parse().expect("a valid header"));
             Ok((headers, Redirect::to(&to)).into_response())
         }
         SignIn::BadCredentials => Ok(login_form(&state, &next, Some("The e-mail or password is not right."), &form.email)),

@@ -27,6 +27,13 @@ section.card h2{font-size:1.05rem;margin:.2rem 0 .6rem}
 .pager{margin:1rem 0;display:flex;gap:1rem;align-items:center}
 .year{background:#eef2f7;font-weight:600}
 .spacer{flex:1}
+header.top{flex-wrap:wrap;row-gap:.3rem}
+.scroll{overflow-x:auto}
+.note-text{white-space:pre-wrap;overflow-wrap:anywhere;unicode-bidi:isolate}
+details.note summary{cursor:pointer;overflow-wrap:anywhere}
+td,th{overflow-wrap:anywhere}
+form.stack label{display:block;margin:.35rem 0}
+@media (max-width:600px){main{padding:.6rem}.grid{grid-template-columns:1fr}table{font-size:.9em}form.search{flex-direction:column}}
 .who{font-size:.9em}
 form.inline{display:inline;margin:0}
 header.top button{background:#fff;color:#1d4e89}

@@ -15,10 +15,25 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 /// No inline script or style anywhere, no framing, forms only to this site.
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub(crate) fn harden(router: Router<AppState>) -> Router<AppState> {
-    router
+pub(crate) fn harden(router: Router<AppState>, https: bool) -> Router<AppState> {
+    let router = router
         .layer(middleware::from_fn(headers))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    if https {
+        // Served over HTTPS (behind a TLS proxy): browsers must not fall back to HTTP.
+        router.layer(middleware::from_fn(hsts))
+    } else {
+        router
+    }
+}
+
+async fn hsts(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
+    response
 }
 
 async fn headers(request: Request, next: Next) -> Response {

@@ -641,7 +641,10 @@ async fn a_practitioner_on_many_care_teams_sees_every_one_of_those_patients() {
     let practitioner = "pract-many-teams";
     tokio::task::block_in_place(|| {
         let now = app.state.clock.now_ms();
-        let entries: Vec<serde_json::Value> = chosen
+        let mut entries: Vec<serde_json::Value> = vec![serde_json::json!({
+            "resource": {"resourceType": "Practitioner", "id": practitioner, "name": [{"family": "Busy", "given": ["Gale"]}]},
+            "request": {"method": "PUT", "url": format!("Practitioner/{practitioner}")}})];
+        let teams: Vec<serde_json::Value> = chosen
             .iter()
             .map(|p| {
                 serde_json::json!({
@@ -651,6 +654,7 @@ async fn a_practitioner_on_many_care_teams_sees_every_one_of_those_patients() {
                     "request": {"method": "POST", "url": "CareTeam"}})
             })
             .collect();
+        entries.extend(teams);
         let bundle =
             serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
         let unit = rapport_ingest::Unit {
@@ -676,10 +680,29 @@ async fn a_practitioner_on_many_care_teams_sees_every_one_of_those_patients() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn too_many_sign_in_attempts_from_one_address_are_refused() {
-    let app = spawn_app().await;
-    let limit = rapport_web::Settings::default().sign_in_attempts_per_address;
-    for i in 0..limit {
+async fn too_many_failed_sign_ins_from_one_address_are_refused_and_unknown_emails_lock_like_real_ones(
+) {
+    let settings = rapport_web::Settings {
+        sign_in_attempts_per_address: 8,
+        ..rapport_web::Settings::default()
+    };
+    let app = crate::helpers::spawn_app_with(settings).await;
+    // Successful sign-ins do not count against the address.
+    for _ in 0..10 {
+        app.login("coordinator@test.example").await;
+    }
+    // An e-mail with no account "locks" after as many failures as a real account does, so the
+    // message does not tell which accounts exist.
+    for i in 0..5 {
+        let r = app
+            .try_login("nobody@test.example", "whatever it may be")
+            .await
+            .err()
+            .unwrap();
+        let locked = r.body.contains("temporarily locked");
+        assert_eq!(locked, i == 4, "attempt {i}: {}", r.body);
+    }
+    for i in 5..8 {
         let r = app
             .try_login(&format!("nobody{i}@test.example"), "whatever it may be")
             .await
@@ -694,9 +717,105 @@ async fn too_many_sign_in_attempts_from_one_address_are_refused() {
         .unwrap();
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(r.body.contains("Too many sign-in attempts"));
+    let throttled = app
+        .audit_after(0)
+        .iter()
+        .filter(|r| r.record.basis == "throttled")
+        .count();
+    assert_eq!(throttled, 1, "a refused attempt is audited");
     // The window passes.
     app.state.clock.advance(5 * 60 * 1000);
     app.login("coordinator@test.example").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_pages_refuse_api_tokens_and_admins_cannot_review_their_own_break_the_glass() {
+    let app = spawn_app().await;
+    let world = tokio::task::block_in_place(|| setup(&app));
+    let actor = rapport_access::audit::Actor::command_line("test");
+    let now = app.state.clock.now_ms();
+    let (_, token) = tokio::task::block_in_place(|| {
+        rapport_auth::create_token(
+            app.store.as_ref(),
+            &actor,
+            "cli",
+            &rapport_auth::NewToken {
+                email: "admin@test.example".into(),
+                scopes: "user/*.*".into(),
+                days: 1,
+                label: String::new(),
+            },
+            now,
+        )
+        .unwrap()
+    });
+    for (path, form) in [
+        (
+            "/admin/users",
+            vec![
+                ("email", "x@test.example"),
+                ("name", "X"),
+                ("role", "clinician,admin"),
+                ("password", PASSWORD),
+            ],
+        ),
+        ("/admin/users/1/disabled", vec![("disabled", "true")]),
+    ] {
+        let r = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&token)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    let r = app
+        .client
+        .get(app.url("/admin/audit/export"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A clinician who is also an admin breaks the glass, and may not review it.
+    app.add_user("both@test.example", "clinician,admin", None, None);
+    let both = app.login("both@test.example").await;
+    let r = both
+        .submit(
+            &format!("/patients/{}/break-glass", world.other),
+            &[("reason", "checking a referral urgently")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let id = app.store.break_glass_list(true, 10).unwrap()[0].id;
+    let r = both
+        .submit(
+            &format!("/admin/break-glass/{id}/review"),
+            &[("note", "fine")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("your own"));
+    let admin = app.login("admin@test.example").await;
+    assert_eq!(
+        admin
+            .submit(
+                &format!("/admin/break-glass/{id}/review"),
+                &[("note", "checked with the ward")]
+            )
+            .await
+            .status,
+        303
+    );
+    // Unknown pages and malformed forms get the application's own error pages.
+    let r = admin.get("/no-such-page").await;
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("Not found"));
+    let r = admin.post("/logout", &[]).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("incomplete or malformed"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

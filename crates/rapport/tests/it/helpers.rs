@@ -249,6 +249,11 @@ pub fn import_fixtures(store: &dyn Store) {
 /// Start the real application on 127.0.0.1:0 against a fresh store holding the fixtures, with a
 /// coordinator (`coordinator@test.example`) on every fixture patient's care team and an admin.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(rapport_web::Settings::default()).await
+}
+
+/// [`spawn_app`] with given security settings.
+pub async fn spawn_app_with(settings: rapport_web::Settings) -> TestApp {
     // Opening a store blocks (the PostgreSQL client has its own runtime): not on the async thread.
     let (db, store) = tokio::task::spawn_blocking(|| {
         let db = fresh_store().expect("a fresh store");
@@ -259,7 +264,7 @@ pub async fn spawn_app() -> TestApp {
     })
     .await
     .unwrap();
-    let state = rapport_web::AppState::new(store.clone(), rapport_web::Settings::default());
+    let state = rapport_web::AppState::new(store.clone(), settings);
     let app = rapport::Application::build_with("127.0.0.1:0".parse().unwrap(), state.clone())
         .await
         .unwrap();

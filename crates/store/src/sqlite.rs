@@ -62,6 +62,9 @@ impl SqliteStore {
             })?;
         }
         let mut writer = Connection::open(path)?;
+        // The writer's statements (searches, batched inserts of each table) outnumber the
+        // default cache of 16.
+        writer.set_prepared_statement_cache_capacity(64);
         configure(&writer)?;
         migrate(&mut writer)?;
         let params = Arc::new(load_param_ids(&mut writer)?);
@@ -219,10 +222,31 @@ fn stored_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
     })
 }
 
+/// A write transaction. Versions, resource rows and index rows are buffered and written when the
+/// transaction commits (or earlier, see [`SqliteTx::flush`]): index rows sorted by key, many rows
+/// per statement. Sorted inserts touch each B-tree page once per batch instead of once per row,
+/// which is most of what a bulk import costs. Reads inside the transaction (`existing`,
+/// `find_ids`) combine the database with the buffer, so they see the transaction's own writes.
 struct SqliteTx<'c> {
     tx: rusqlite::Transaction<'c>,
     params: &'c ParamIds,
+    pending: Pending,
+    /// The `vrow` of the next version written (versions are numbered in write order).
+    next_vrow: Option<i64>,
 }
+
+/// Writes not yet sent to the database.
+#[derive(Default)]
+struct Pending {
+    /// In write order (ascending `vrow`).
+    versions: Vec<(i64, NewVersion)>,
+    /// Positions in `versions` of each resource's pending versions, oldest first. Sorted by
+    /// key, so that the resources of one type are a range (for `find_ids`).
+    by_key: BTreeMap<(String, String), Vec<usize>>,
+}
+
+/// Bound on the versions buffered before they are written out, whatever the caller does.
+const MAX_PENDING_VERSIONS: usize = 50_000;
 
 impl WriteTx for SqliteTx<'_> {
     fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<Option<Existing>>> {
@@ -233,16 +257,26 @@ impl WriteTx for SqliteTx<'_> {
         for key in keys {
             let mut rows = stmt.query(params![key.resource_type, key.id])?;
             let mut existing: Option<Existing> = None;
-            while let Some(row) = rows.next()? {
-                let hash: Vec<u8> = row.get(2)?;
+            let mut add = |version: i64, deleted: bool, hash: [u8; 32]| {
                 let e = existing.get_or_insert(Existing {
                     current_version: 0,
                     deleted: false,
                     hashes: Vec::new(),
                 });
-                e.current_version = row.get(0)?;
-                e.deleted = row.get(1)?;
-                e.hashes.push(hash.try_into().unwrap_or([0; 32]));
+                e.current_version = version;
+                e.deleted = deleted;
+                e.hashes.push(hash);
+            };
+            while let Some(row) = rows.next()? {
+                let hash: Vec<u8> = row.get(2)?;
+                add(row.get(0)?, row.get(1)?, hash.try_into().unwrap_or([0; 32]));
+            }
+            // Buffered versions are newer than any written one.
+            if let Some(positions) = self.pending.get(key) {
+                for &i in positions {
+                    let v = &self.pending.versions[i].1;
+                    add(v.version, v.deleted, v.content_hash);
+                }
             }
             out.push(existing);
         }
@@ -250,7 +284,29 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     fn find_ids(&mut self, query: &Query) -> Result<Vec<String>> {
-        find_ids(&self.tx, self.params, query)
+        let stored = find_ids(&self.tx, self.params, query)?;
+        if self.pending.versions.is_empty() {
+            return Ok(stored);
+        }
+        let ty = query.resource_type.as_str();
+        if stored
+            .iter()
+            .any(|id| self.pending.by_key.contains_key(&(ty.to_owned(), id.clone())))
+        {
+            // A stored match has a newer version in the buffer, which may no longer match:
+            // write the buffer out and let the database answer (rare: a resource written twice
+            // in one transaction, then searched).
+            self.flush()?;
+            return find_ids(&self.tx, self.params, query);
+        }
+        let mut ids = stored;
+        for ((_, id), v) in self.pending.of_type(ty) {
+            if !v.deleted && rapport_fhir::query::matches(query, id, &v.index) && !ids.contains(id)
+            {
+                ids.push(id.clone());
+            }
+        }
+        Ok(ids)
     }
 
     fn add_source(&mut self, source: &NewSource) -> Result<i64> {
@@ -268,57 +324,283 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     fn put(&mut self, v: NewVersion) -> Result<()> {
-        let (ty, id) = (&v.key.resource_type, &v.key.id);
-        if v.existed {
-            self.delete_index_rows(ty, id)?;
+        let buffered = self.pending.get(&v.key).is_some();
+        // The rows of a buffered current version are simply not written; those of a stored one
+        // are deleted now.
+        if v.existed && !buffered {
+            self.delete_index_rows(&v.key.resource_type, &v.key.id)?;
         }
+        let vrow = match self.next_vrow {
+            Some(n) => n,
+            None => self.tx.query_row(
+                "SELECT COALESCE(MAX(vrow), 0) + 1 FROM resource_version",
+                [],
+                |r| r.get(0),
+            )?,
+        };
+        self.next_vrow = Some(vrow + 1);
+        let position = self.pending.versions.len();
+        self.pending
+            .by_key
+            .entry((v.key.resource_type.clone(), v.key.id.clone()))
+            .or_default()
+            .push(position);
+        self.pending.versions.push((vrow, v));
+        if self.pending.versions.len() >= MAX_PENDING_VERSIONS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+impl Pending {
+    fn get(&self, key: &ResourceKey) -> Option<&Vec<usize>> {
+        // BTreeMap<(String, String)> cannot be looked up by borrowed parts; keys are short.
+        self.by_key
+            .get(&(key.resource_type.clone(), key.id.clone()))
+    }
+
+    /// The current (latest buffered) version of every buffered resource of type `ty`.
+    fn of_type<'a>(
+        &'a self,
+        ty: &'a str,
+    ) -> impl Iterator<Item = (&'a (String, String), &'a NewVersion)> + 'a {
+        self.by_key
+            .range((ty.to_owned(), String::new())..)
+            .take_while(move |((t, _), _)| t == ty)
+            .filter_map(|(k, positions)| Some((k, &self.versions[*positions.last()?].1)))
+    }
+}
+
+/// Rows per multi-row INSERT statement.
+const BATCH_ROWS: usize = 100;
+
+/// Insert `rows` with `insert` (`INSERT … VALUES`, then the value lists, then `tail`) in
+/// statements of [`BATCH_ROWS`] rows, `bind` binding one row's `columns` values from the given
+/// parameter index.
+fn insert_batched<T>(
+    conn: &Connection,
+    insert: &str,
+    tail: &str,
+    columns: usize,
+    rows: &[T],
+    bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+) -> Result<()> {
+    let values = |n: usize| {
+        let one = format!("({})", vec!["?"; columns].join(","));
+        format!("{insert} {} {tail}", vec![one; n].join(","))
+    };
+    let mut chunks = rows.chunks_exact(BATCH_ROWS);
+    if rows.len() >= BATCH_ROWS {
+        let mut stmt = conn.prepare_cached(&values(BATCH_ROWS))?;
+        for chunk in &mut chunks {
+            for (i, row) in chunk.iter().enumerate() {
+                bind(&mut stmt, i * columns + 1, row)?;
+            }
+            stmt.raw_execute()?;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut stmt = conn.prepare(&values(rest.len()))?;
+        for (i, row) in rest.iter().enumerate() {
+            bind(&mut stmt, i * columns + 1, row)?;
+        }
+        stmt.raw_execute()?;
+    }
+    Ok(())
+}
+
+impl SqliteTx<'_> {
+    /// Write the buffer out: versions in write order, then resource rows and index rows, each
+    /// sorted by its table's key.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.versions.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
         let tx = &self.tx;
-        tx.prepare_cached(
-            "INSERT INTO resource_version (resource_type, id, version, patient_key, last_updated, deleted, content_hash, content, source_id, source_entry)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            ty,
-            id,
-            v.version,
-            v.patient_key,
-            v.last_updated_ms,
-            v.deleted,
-            &v.content_hash[..],
-            v.content,
-            v.source_id,
-            v.source_entry
-        ])?;
-        let vrow = tx.last_insert_rowid();
-        let written = insert_index_rows(
+        insert_batched(
             tx,
-            self.params,
-            ty,
-            vrow,
-            v.patient_key.as_deref(),
-            &v.index,
+            "INSERT INTO resource_version (vrow, resource_type, id, version, patient_key, last_updated, deleted, content_hash, content, source_id, source_entry) VALUES",
+            "",
+            11,
+            &pending.versions,
+            |s, i, (vrow, v)| {
+                s.raw_bind_parameter(i, vrow)?;
+                s.raw_bind_parameter(i + 1, &v.key.resource_type)?;
+                s.raw_bind_parameter(i + 2, &v.key.id)?;
+                s.raw_bind_parameter(i + 3, v.version)?;
+                s.raw_bind_parameter(i + 4, &v.patient_key)?;
+                s.raw_bind_parameter(i + 5, v.last_updated_ms)?;
+                s.raw_bind_parameter(i + 6, v.deleted)?;
+                s.raw_bind_parameter(i + 7, &v.content_hash[..])?;
+                s.raw_bind_parameter(i + 8, &v.content)?;
+                s.raw_bind_parameter(i + 9, v.source_id)?;
+                s.raw_bind_parameter(i + 10, v.source_entry)
+            },
         )?;
-        tx.prepare_cached(
-            "INSERT INTO resource (resource_type, id, patient_key, version, last_updated, deleted, sort_key, vrow, index_rows)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT (resource_type, id) DO UPDATE SET patient_key = excluded.patient_key,
+        // The current version of each resource, in key order.
+        let current: Vec<&(i64, NewVersion)> = pending
+            .by_key
+            .values()
+            .filter_map(|positions| positions.last().map(|&i| &pending.versions[i]))
+            .collect();
+        insert_batched(
+            tx,
+            "INSERT INTO resource (resource_type, id, patient_key, version, last_updated, deleted, sort_key, vrow, index_rows) VALUES",
+            "ON CONFLICT (resource_type, id) DO UPDATE SET patient_key = excluded.patient_key,
                version = excluded.version, last_updated = excluded.last_updated,
                deleted = excluded.deleted, sort_key = excluded.sort_key, vrow = excluded.vrow,
                index_rows = excluded.index_rows",
-        )?
-        .execute(params![
-            ty,
-            id,
-            v.patient_key,
-            v.version,
-            v.last_updated_ms,
-            v.deleted,
-            v.sort_key,
-            vrow,
-            written
-        ])?;
+            9,
+            &current,
+            |s, i, (vrow, v)| {
+                s.raw_bind_parameter(i, &v.key.resource_type)?;
+                s.raw_bind_parameter(i + 1, &v.key.id)?;
+                s.raw_bind_parameter(i + 2, &v.patient_key)?;
+                s.raw_bind_parameter(i + 3, v.version)?;
+                s.raw_bind_parameter(i + 4, v.last_updated_ms)?;
+                s.raw_bind_parameter(i + 5, v.deleted)?;
+                s.raw_bind_parameter(i + 6, &v.sort_key)?;
+                s.raw_bind_parameter(i + 7, vrow)?;
+                s.raw_bind_parameter(i + 8, v.index.len() as i64)
+            },
+        )?;
+        write_index_rows(tx, self.params, &current)?;
         Ok(())
     }
+}
+
+/// Insert the search rows of the current versions `current`, each table's rows sorted by its key.
+fn write_index_rows(
+    tx: &Connection,
+    params: &ParamIds,
+    current: &[&(i64, NewVersion)],
+) -> Result<()> {
+    let mut tokens = Vec::new();
+    let mut strings = Vec::new();
+    let mut dates = Vec::new();
+    let mut references = Vec::new();
+    let mut quantities = Vec::new();
+    for (vrow, v) in current.iter().map(|c| (c.0, &c.1)) {
+        let ty = v.key.resource_type.as_str();
+        let p = |code: &str| param_id(params, ty, code);
+        let pk = v.patient_key.as_deref();
+        let rows = &v.index;
+        for r in &rows.tokens {
+            tokens.push((p(r.param)?, r.code.as_str(), r.system.as_str(), vrow, pk));
+        }
+        for r in &rows.strings {
+            strings.push((p(r.param)?, r.value.as_str(), vrow, pk));
+        }
+        for r in &rows.dates {
+            dates.push((p(r.param)?, r.range.start, r.range.end, vrow, pk));
+        }
+        for r in &rows.references {
+            references.push((
+                r.target_id.as_str(),
+                r.target_type.as_str(),
+                p(r.param)?,
+                vrow,
+                pk,
+            ));
+        }
+        for r in &rows.quantities {
+            quantities.push((
+                p(r.param)?,
+                r.code.as_str(),
+                r.value,
+                r.system.as_str(),
+                r.unit.as_str(),
+                vrow,
+                pk,
+            ));
+        }
+    }
+    // Byte order of TEXT is SQLite's default (BINARY) collation, so these sorts follow the keys.
+    tokens.sort_unstable();
+    strings.sort_unstable();
+    dates.sort_unstable();
+    references.sort_unstable();
+    quantities.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then(a.2.total_cmp(&b.2))
+            .then((a.3, a.4, a.5).cmp(&(b.3, b.4, b.5)))
+    });
+    insert_batched(
+        tx,
+        "INSERT OR IGNORE INTO idx_token (param, code, system, vrow, patient_key) VALUES",
+        "",
+        5,
+        &tokens,
+        |s, i, r| {
+            s.raw_bind_parameter(i, r.0)?;
+            s.raw_bind_parameter(i + 1, r.1)?;
+            s.raw_bind_parameter(i + 2, r.2)?;
+            s.raw_bind_parameter(i + 3, r.3)?;
+            s.raw_bind_parameter(i + 4, r.4)
+        },
+    )?;
+    insert_batched(
+        tx,
+        "INSERT OR IGNORE INTO idx_string (param, value, vrow, patient_key) VALUES",
+        "",
+        4,
+        &strings,
+        |s, i, r| {
+            s.raw_bind_parameter(i, r.0)?;
+            s.raw_bind_parameter(i + 1, r.1)?;
+            s.raw_bind_parameter(i + 2, r.2)?;
+            s.raw_bind_parameter(i + 3, r.3)
+        },
+    )?;
+    insert_batched(
+        tx,
+        "INSERT OR IGNORE INTO idx_date (param, start_ms, end_ms, vrow, patient_key) VALUES",
+        "",
+        5,
+        &dates,
+        |s, i, r| {
+            s.raw_bind_parameter(i, r.0)?;
+            s.raw_bind_parameter(i + 1, r.1)?;
+            s.raw_bind_parameter(i + 2, r.2)?;
+            s.raw_bind_parameter(i + 3, r.3)?;
+            s.raw_bind_parameter(i + 4, r.4)
+        },
+    )?;
+    insert_batched(
+        tx,
+        "INSERT OR IGNORE INTO idx_reference (target_id, target_type, param, vrow, patient_key) VALUES",
+        "",
+        5,
+        &references,
+        |s, i, r| {
+            s.raw_bind_parameter(i, r.0)?;
+            s.raw_bind_parameter(i + 1, r.1)?;
+            s.raw_bind_parameter(i + 2, r.2)?;
+            s.raw_bind_parameter(i + 3, r.3)?;
+            s.raw_bind_parameter(i + 4, r.4)
+        },
+    )?;
+    insert_batched(
+        tx,
+        "INSERT OR IGNORE INTO idx_quantity (param, code, value, system, unit, vrow, patient_key) VALUES",
+        "",
+        7,
+        &quantities,
+        |s, i, r| {
+            s.raw_bind_parameter(i, r.0)?;
+            s.raw_bind_parameter(i + 1, r.1)?;
+            s.raw_bind_parameter(i + 2, r.2)?;
+            s.raw_bind_parameter(i + 3, r.3)?;
+            s.raw_bind_parameter(i + 4, r.4)?;
+            s.raw_bind_parameter(i + 5, r.5)?;
+            s.raw_bind_parameter(i + 6, r.6)
+        },
+    )?;
+    Ok(())
 }
 
 impl SqliteTx<'_> {
@@ -377,58 +659,6 @@ impl SqliteTx<'_> {
     }
 }
 
-/// Insert the search rows of one version; returns how many were written.
-fn insert_index_rows(
-    tx: &Connection,
-    params: &ParamIds,
-    ty: &str,
-    vrow: i64,
-    pk: Option<&str>,
-    rows: &rapport_fhir::index::IndexRows,
-) -> Result<i64> {
-    let p = |code: &str| param_id(params, ty, code);
-    let mut written = 0;
-    if !rows.tokens.is_empty() {
-        let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_token (param, code, system, vrow, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        for r in &rows.tokens {
-            written += s.execute(params![p(r.param)?, r.code, r.system, vrow, pk])?;
-        }
-    }
-    if !rows.strings.is_empty() {
-        let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_string (param, value, vrow, patient_key) VALUES (?1, ?2, ?3, ?4)")?;
-        for r in &rows.strings {
-            written += s.execute(params![p(r.param)?, r.value, vrow, pk])?;
-        }
-    }
-    if !rows.dates.is_empty() {
-        let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_date (param, start_ms, end_ms, vrow, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        for r in &rows.dates {
-            written += s.execute(params![p(r.param)?, r.range.start, r.range.end, vrow, pk])?;
-        }
-    }
-    if !rows.references.is_empty() {
-        let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_reference (target_id, target_type, param, vrow, patient_key) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        for r in &rows.references {
-            written += s.execute(params![r.target_id, r.target_type, p(r.param)?, vrow, pk])?;
-        }
-    }
-    if !rows.quantities.is_empty() {
-        let mut s = tx.prepare_cached("INSERT OR IGNORE INTO idx_quantity (param, code, value, system, unit, vrow, patient_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
-        for r in &rows.quantities {
-            written += s.execute(params![
-                p(r.param)?,
-                r.code,
-                r.value,
-                r.system,
-                r.unit,
-                vrow,
-                pk
-            ])?;
-        }
-    }
-    Ok(written as i64)
-}
-
 const INDEX_TABLES: [&str; 5] = [
     "idx_token",
     "idx_string",
@@ -460,8 +690,11 @@ impl Store for SqliteStore {
         let mut wtx = SqliteTx {
             tx,
             params: &self.params,
+            pending: Pending::default(),
+            next_vrow: None,
         };
         work(&mut wtx)?;
+        wtx.flush()?;
         wtx.tx.commit()?;
         Ok(())
     }

@@ -9,7 +9,7 @@
 
 mod apply;
 pub mod files;
-
+mod speculate;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -220,9 +220,10 @@ where
 }
 
 /// Inputs written in one database transaction. Committing once per group instead of once per
-/// input saves rewriting the same index pages at every commit.
+/// input saves rewriting the same index pages at every commit. Inputs are applied as they come
+/// and the store writes its buffer out as it goes, so a group's size costs no memory here.
 const GROUP_MAX_INPUTS: usize = 1000;
-const GROUP_MAX_ENTRIES: usize = 20_000;
+const GROUP_MAX_ENTRIES: usize = 100_000;
 
 /// Apply the next inputs of `inputs` in one transaction, until the group is full or the inputs
 /// run out; each input keeps its own outcome. If the group's commit fails, each of its inputs is

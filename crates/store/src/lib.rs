@@ -37,6 +37,11 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("could not sync {path} to disk: {source}")]
+    Sync {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the database schema is at version {found}, newer than this build knows ({known})")]
     SchemaTooNew { found: i64, known: i64 },
     /// An index row names a search parameter this build does not know (a bug: rows are made
@@ -190,7 +195,8 @@ pub trait Store: Send + Sync {
     /// Every current, non-deleted resource in the patient's compartment, the Patient included.
     fn patient_record(&self, patient_id: &str) -> Result<Vec<StoredResource>>;
     /// Benchmark floor: write `(type, id, json)` rows into a scratch table with no index and no
-    /// key, in one transaction. Measures what the database costs at the least.
+    /// key, in one transaction, with [`Durability::Deferred`] as imports do. Measures what the
+    /// database costs at the least.
     fn write_unindexed_rows(&self, rows: &[(String, String, String)]) -> Result<()>;
     /// Drop the benchmark floor's scratch table.
     fn drop_unindexed_rows(&self) -> Result<()>;

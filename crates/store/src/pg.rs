@@ -528,6 +528,7 @@ impl Store for PgStore {
             "CREATE TABLE IF NOT EXISTS bench_floor (resource_type TEXT, id TEXT, content TEXT)",
         )?;
         let mut tx = conn.transaction()?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off")?;
         let (mut t, mut i, mut c) = (Vec::new(), Vec::new(), Vec::new());
         for (ty, id, content) in rows {
             t.push(ty.as_str());

@@ -41,8 +41,9 @@ fn configure(conn: &Connection) -> Result<()> {
         PRAGMA foreign_keys = ON;
         -- Wait up to 5 s for a lock instead of failing at once (e.g. a checkpoint in progress).
         PRAGMA busy_timeout = 5000;
-        -- 128 MiB page cache for the writer: the index B-trees of a large import stay in memory.
-        PRAGMA cache_size = -131072;
+        -- Page cache of up to 512 MiB (used as needed): the index B-trees of a large import stay
+        -- in memory, and so do the pages a large import group dirties until its commit.
+        PRAGMA cache_size = -524288;
         -- Temporary B-trees (sorts, INTERSECT) in memory.
         PRAGMA temp_store = MEMORY;
         -- Checkpoint every 64 MiB of WAL rather than every 4 MiB: a bulk import rewrites the
@@ -245,8 +246,9 @@ struct Pending {
     by_key: BTreeMap<(String, String), Vec<usize>>,
 }
 
-/// Bound on the versions buffered before they are written out, whatever the caller does.
-const MAX_PENDING_VERSIONS: usize = 50_000;
+/// Versions buffered before they are written out. Large enough for sorted batches to pay, small
+/// enough that writing them out overlaps with the parsing of the next inputs.
+const MAX_PENDING_VERSIONS: usize = 1_000;
 
 impl WriteTx for SqliteTx<'_> {
     fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<Option<Existing>>> {
@@ -289,10 +291,11 @@ impl WriteTx for SqliteTx<'_> {
             return Ok(stored);
         }
         let ty = query.resource_type.as_str();
-        if stored
-            .iter()
-            .any(|id| self.pending.by_key.contains_key(&(ty.to_owned(), id.clone())))
-        {
+        if stored.iter().any(|id| {
+            self.pending
+                .by_key
+                .contains_key(&(ty.to_owned(), id.clone()))
+        }) {
             // A stored match has a newer version in the buffer, which may no longer match:
             // write the buffer out and let the database answer (rare: a resource written twice
             // in one transaction, then searched).
@@ -701,8 +704,32 @@ impl Store for SqliteStore {
 
     fn sync(&self) -> Result<()> {
         let conn = self.writer.lock().expect("writer lock");
-        // A checkpoint syncs the WAL before it copies pages back into the database file.
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_checkpoint(PASSIVE);")?;
+        conn.execute_batch("PRAGMA synchronous = FULL")?;
+        // In WAL mode a committed transaction is durable once the WAL is on disk: that is all a
+        // synchronous = FULL commit does. fsync(2) flushes the file, whichever descriptor it is
+        // called on; the directory is synced too in case the WAL file is new. (Copying the WAL
+        // into the database file is a checkpoint's job, not durability's: SQLite does it every
+        // `wal_autocheckpoint` pages and when the last connection closes.)
+        let sync = |path: &Path| -> Result<()> {
+            match std::fs::File::open(path) {
+                Ok(f) => f.sync_all(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+            .map_err(|source| StoreError::Sync {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        sync(Path::new(&wal))?;
+        sync(
+            self.path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?;
         Ok(())
     }
 
@@ -799,7 +826,7 @@ impl Store for SqliteStore {
     fn write_unindexed_rows(&self, rows: &[(String, String, String)]) -> Result<()> {
         let mut conn = self.writer.lock().expect("writer lock");
         conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS bench_floor (resource_type TEXT, id TEXT, content TEXT)",
+            "CREATE TABLE IF NOT EXISTS bench_floor (resource_type TEXT, id TEXT, content TEXT); PRAGMA synchronous = NORMAL",
         )?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {

@@ -8,6 +8,7 @@
 //! here blocks. The web layer calls it from `tokio::task::spawn_blocking`.
 #![forbid(unsafe_code)]
 
+mod pending;
 mod pg;
 mod pool;
 mod query_sql;

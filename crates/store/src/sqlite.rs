@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use rapport_fhir::query::Query;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::pending::Pending;
 use crate::pool::Pool;
 use crate::query_sql::{self, Arg, Sql, STORED_COLUMNS, STORED_JOINS};
 use crate::{
@@ -236,16 +237,6 @@ struct SqliteTx<'c> {
     next_vrow: Option<i64>,
 }
 
-/// Writes not yet sent to the database.
-#[derive(Default)]
-struct Pending {
-    /// In write order (ascending `vrow`).
-    versions: Vec<(i64, NewVersion)>,
-    /// Positions in `versions` of each resource's pending versions, oldest first. Sorted by
-    /// key, so that the resources of one type are a range (for `find_ids`).
-    by_key: BTreeMap<(String, String), Vec<usize>>,
-}
-
 /// Versions buffered before they are written out. Large enough for sorted batches to pay, small
 /// enough that writing them out overlaps with the parsing of the next inputs.
 const MAX_PENDING_VERSIONS: usize = 1_000;
@@ -274,12 +265,7 @@ impl WriteTx for SqliteTx<'_> {
                 add(row.get(0)?, row.get(1)?, hash.try_into().unwrap_or([0; 32]));
             }
             // Buffered versions are newer than any written one.
-            if let Some(positions) = self.pending.get(key) {
-                for &i in positions {
-                    let v = &self.pending.versions[i].1;
-                    add(v.version, v.deleted, v.content_hash);
-                }
-            }
+            self.pending.add_to_existing(key, &mut existing);
             out.push(existing);
         }
         Ok(out)
@@ -287,29 +273,14 @@ impl WriteTx for SqliteTx<'_> {
 
     fn find_ids(&mut self, query: &Query) -> Result<Vec<String>> {
         let stored = find_ids(&self.tx, self.params, query)?;
-        if self.pending.versions.is_empty() {
-            return Ok(stored);
-        }
-        let ty = query.resource_type.as_str();
-        if stored.iter().any(|id| {
-            self.pending
-                .by_key
-                .contains_key(&(ty.to_owned(), id.clone()))
-        }) {
-            // A stored match has a newer version in the buffer, which may no longer match:
-            // write the buffer out and let the database answer (rare: a resource written twice
-            // in one transaction, then searched).
-            self.flush()?;
-            return find_ids(&self.tx, self.params, query);
-        }
-        let mut ids = stored;
-        for ((_, id), v) in self.pending.of_type(ty) {
-            if !v.deleted && rapport_fhir::query::matches(query, id, &v.index) && !ids.contains(id)
-            {
-                ids.push(id.clone());
+        match self.pending.merge_found(query, stored) {
+            Some(ids) => Ok(ids),
+            None => {
+                // Rare: a resource written twice in one transaction, then searched.
+                self.flush()?;
+                find_ids(&self.tx, self.params, query)
             }
         }
-        Ok(ids)
     }
 
     fn add_source(&mut self, source: &NewSource) -> Result<i64> {
@@ -327,7 +298,7 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     fn put(&mut self, v: NewVersion) -> Result<()> {
-        let buffered = self.pending.get(&v.key).is_some();
+        let buffered = self.pending.contains(&v.key);
         // The rows of a buffered current version are simply not written; those of a stored one
         // are deleted now.
         if v.existed && !buffered {
@@ -342,36 +313,11 @@ impl WriteTx for SqliteTx<'_> {
             )?,
         };
         self.next_vrow = Some(vrow + 1);
-        let position = self.pending.versions.len();
-        self.pending
-            .by_key
-            .entry((v.key.resource_type.clone(), v.key.id.clone()))
-            .or_default()
-            .push(position);
-        self.pending.versions.push((vrow, v));
-        if self.pending.versions.len() >= MAX_PENDING_VERSIONS {
+        self.pending.push(vrow, v);
+        if self.pending.len() >= MAX_PENDING_VERSIONS {
             self.flush()?;
         }
         Ok(())
-    }
-}
-
-impl Pending {
-    fn get(&self, key: &ResourceKey) -> Option<&Vec<usize>> {
-        // BTreeMap<(String, String)> cannot be looked up by borrowed parts; keys are short.
-        self.by_key
-            .get(&(key.resource_type.clone(), key.id.clone()))
-    }
-
-    /// The current (latest buffered) version of every buffered resource of type `ty`.
-    fn of_type<'a>(
-        &'a self,
-        ty: &'a str,
-    ) -> impl Iterator<Item = (&'a (String, String), &'a NewVersion)> + 'a {
-        self.by_key
-            .range((ty.to_owned(), String::new())..)
-            .take_while(move |((t, _), _)| t == ty)
-            .filter_map(|(k, positions)| Some((k, &self.versions[*positions.last()?].1)))
     }
 }
 
@@ -418,7 +364,7 @@ impl SqliteTx<'_> {
     /// Write the buffer out: versions in write order, then resource rows and index rows, each
     /// sorted by its table's key.
     fn flush(&mut self) -> Result<()> {
-        if self.pending.versions.is_empty() {
+        if self.pending.is_empty() {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
@@ -444,11 +390,7 @@ impl SqliteTx<'_> {
             },
         )?;
         // The current version of each resource, in key order.
-        let current: Vec<&(i64, NewVersion)> = pending
-            .by_key
-            .values()
-            .filter_map(|positions| positions.last().map(|&i| &pending.versions[i]))
-            .collect();
+        let current = pending.current();
         insert_batched(
             tx,
             "INSERT INTO resource (resource_type, id, patient_key, version, last_updated, deleted, sort_key, vrow, index_rows) VALUES",

@@ -26,11 +26,12 @@ use rapport_store::{Durability, NewSource, NewVersion, ResourceKey, Store, Store
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::speculate::{speculate, Precomputed, Speculation};
 use crate::{Action, EntryOutcome, ImportError, Payload, Unit, UnitReport};
 
 /// Resource types matched to stored ones by business identifier rather than by id: two inputs
 /// describing the same patient (same identifier system and value) become one patient.
-const MATCH_BY_IDENTIFIER: &[&str] = &["Patient", "Practitioner", "Organization"];
+pub(crate) const MATCH_BY_IDENTIFIER: &[&str] = &["Patient", "Practitioner", "Organization"];
 
 /// Namespace of ids derived from content, for resources that arrive with neither id nor fullUrl.
 const CONTENT_ID_NAMESPACE: uuid::Uuid =
@@ -74,15 +75,32 @@ pub fn apply_unit_audited(
 pub struct Prepared {
     parsed: Result<Parsed, bundle::DocumentError>,
     sha256: Option<String>,
+    /// The work done ahead on guessed identities, if the input allowed a guess.
+    spec: Option<Speculation>,
 }
 
+/// Parse and check an input, and do ahead what can be done without the store (see
+/// [`crate::speculate`]).
 pub fn prepare(unit: &Unit) -> Prepared {
+    let mut prepared = prepare_plainly(unit);
+    if let Ok(parsed) = &mut prepared.parsed {
+        prepared.spec = speculate(parsed);
+    }
+    prepared
+}
+
+/// Parse and check an input, nothing more.
+fn prepare_plainly(unit: &Unit) -> Prepared {
     let (parsed, sha256) = match &unit.payload {
         Payload::Json(bytes) => (bundle::parse_json_document(bytes), Some(sha256_hex(bytes))),
         Payload::Ndjson(bytes) => (Ok(bundle::parse_ndjson(bytes)), Some(sha256_hex(bytes))),
         Payload::Value(v) => (bundle::parse_document_value(v.clone()), None),
     };
-    Prepared { parsed, sha256 }
+    Prepared {
+        parsed,
+        sha256,
+        spec: None,
+    }
 }
 
 impl Prepared {
@@ -151,7 +169,11 @@ pub(crate) fn apply_in_tx(
         name: unit.name.clone(),
         ..Default::default()
     };
-    let Prepared { parsed, sha256 } = prepared;
+    let Prepared {
+        parsed,
+        sha256,
+        spec,
+    } = prepared;
     let parsed = match parsed {
         Ok(p) => p,
         Err(e) => {
@@ -185,7 +207,18 @@ pub(crate) fn apply_in_tx(
         conditional_cache: HashMap::new(),
         patients_written: BTreeMap::new(),
     };
-    let written = run.apply(parsed, &source, defer_unresolved)?;
+    let Some(written) = run.apply(parsed, spec, &source, defer_unresolved)? else {
+        // The identities guessed ahead were not the right ones: apply the input from scratch.
+        // Nothing was written.
+        return apply_in_tx(
+            tx,
+            unit,
+            prepare_plainly(unit),
+            now_ms,
+            defer_unresolved,
+            audit_as,
+        );
+    };
     let patients_written = std::mem::take(&mut run.patients_written);
     let inner = run.report;
     if written {
@@ -273,12 +306,19 @@ impl Run<'_, '_> {
 
     /// Returns whether the input was written. It writes nothing until every check has passed
     /// (see [`apply_in_tx`]); `Ok(false)` means it was rejected without a write.
+    ///
+    /// With a [`Speculation`], the entries' resources are stubs and the work that follows from
+    /// the identities was done ahead; `Ok(None)` then means that the guessed identities were not
+    /// the right ones and the input must be applied again, prepared plainly.
     fn apply(
         &mut self,
         parsed: Parsed,
+        mut spec: Option<Speculation>,
         source: &NewSource,
         defer_unresolved: bool,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<bool>, StoreError> {
+        let rejected =
+            |spec: &Option<Speculation>| Ok(if spec.is_some() { None } else { Some(false) });
         let transaction = parsed.mode == Mode::Transaction;
         let mut entries = Vec::new();
         for e in parsed.entries {
@@ -288,7 +328,7 @@ impl Run<'_, '_> {
             }
         }
         if transaction && !self.report.errors.is_empty() {
-            return Ok(false);
+            return rejected(&spec);
         }
 
         // 1. Identity of every entry, in order, so later entries can match earlier ones.
@@ -318,7 +358,7 @@ impl Run<'_, '_> {
                             );
                             self.error(Some(index), (msg, false));
                             if transaction {
-                                return Ok(false);
+                                return rejected(&spec);
                             }
                             continue;
                         }
@@ -351,14 +391,33 @@ impl Run<'_, '_> {
                 Err(e) => {
                     self.error(Some(index), e);
                     if transaction {
-                        return Ok(false);
+                        return rejected(&spec);
                     }
                 }
             }
         }
 
-        // 2. Rewrite references.
+        // The guess holds if it found the same identities and the same map of URLs, which is
+        // all that reference rewriting reads (see the speculate module).
+        if let Some(s) = &spec {
+            let same = self.report.errors.is_empty()
+                && self.by_url == s.by_url
+                && self.planned.len() == s.entries.len()
+                && self
+                    .planned
+                    .iter()
+                    .zip(&s.entries)
+                    .all(|(p, e)| matches!(&p.op, Op::Write { key, .. } if *key == e.key));
+            if !same {
+                return Ok(None);
+            }
+        }
+
+        // 2. Rewrite references (done ahead with a speculation).
         for i in 0..self.planned.len() {
+            if spec.is_some() {
+                break;
+            }
             let Op::Write { resource, .. } = &mut self.planned[i].op else {
                 continue;
             };
@@ -372,12 +431,12 @@ impl Run<'_, '_> {
                 self.planned[i].failed = true;
                 self.error(Some(index), e);
                 if transaction {
-                    return Ok(false);
+                    return Ok(Some(false));
                 }
             }
         }
         if defer_unresolved && self.report.errors.iter().any(|e| e.retryable) {
-            return Ok(false);
+            return Ok(Some(false));
         }
 
         // 3. Write what changed.
@@ -393,6 +452,8 @@ impl Run<'_, '_> {
         let existing = self.tx.existing(&keys)?;
         let mut existing = keys.into_iter().zip(existing).collect::<HashMap<_, _>>();
         let mut source_id = None;
+        // With a speculation, its entries line up with the planned ones (checked above).
+        let mut ahead = spec.take().map(|s| s.entries.into_iter());
         for planned in std::mem::take(&mut self.planned) {
             if planned.failed {
                 continue;
@@ -408,10 +469,15 @@ impl Run<'_, '_> {
                     _ => (key, Action::Skipped, None),
                 },
                 Op::Write { key, mut resource } => {
-                    set_id(&mut resource, &key.id);
-                    let serialized = Serialized::new(&resource);
-                    let hash = serialized.hash;
-                    let resource = (resource, serialized);
+                    let resource = match ahead.as_mut().and_then(Iterator::next) {
+                        Some(done) => Content::Ahead(done),
+                        None => {
+                            set_id(&mut resource, &key.id);
+                            let serialized = Serialized::new(&resource);
+                            Content::Here(resource, serialized)
+                        }
+                    };
+                    let hash = resource.hash();
                     match existing.remove(&key).flatten() {
                         Some(e) if !e.deleted && e.hashes.contains(&hash) => {
                             (key, Action::Unchanged, None)
@@ -432,10 +498,8 @@ impl Run<'_, '_> {
                 };
                 let existed = version > 1;
                 let new_version = match content {
-                    Some(((resource, serialized), hash)) => {
-                        let rows = index::extract(&resource);
-                        let patient_key = index::patient_key(&key.resource_type, &key.id, &rows);
-                        let sort_key = sort_key_of(&resource);
+                    Some((resource, hash)) => {
+                        let (serialized, rows, patient_key, sort_key) = resource.finish(&key);
                         NewVersion {
                             content: serialized.with_meta(version, self.now_ms),
                             key: key.clone(),
@@ -475,7 +539,7 @@ impl Run<'_, '_> {
                 .outcomes
                 .push(EntryOutcome { index, key, action });
         }
-        Ok(true)
+        Ok(Some(true))
     }
 
     /// Which resource an entry is about (http.html#trules: POST, PUT, DELETE, conditional forms).
@@ -586,25 +650,9 @@ impl Run<'_, '_> {
         })
     }
 
-    /// The id of a resource that is new to this input: its own id when valid (so that references
-    /// by `Type/id` among files keep working and re-imports find it again), else the uuid of its
-    /// `urn:uuid:` fullUrl, else one derived from its content.
+    /// The id of a resource that is new to this input; see [`new_id`].
     fn new_id(&self, resource: &Value, full_url: Option<&str>) -> String {
-        if let Some(id) = resource
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|i| is_valid_id(i))
-        {
-            return id.to_owned();
-        }
-        if let Some(uuid) = full_url
-            .and_then(|u| u.strip_prefix("urn:uuid:"))
-            .filter(|u| is_valid_id(u))
-        {
-            return uuid.to_owned();
-        }
-        let hash = content_hash(resource);
-        uuid::Uuid::new_v5(&CONTENT_ID_NAMESPACE, &hash).to_string()
+        new_id(resource, full_url)
     }
 
     /// A stored or planned resource of the same type sharing an identifier (system and value).
@@ -686,12 +734,6 @@ impl Run<'_, '_> {
             Option<String>,
         > {
             match reference::parse(r) {
-                ReferenceTarget::Urn(urn) => match self.by_url.get(urn) {
-                    Some(k) => Ok(Some(format!("{}/{}", k.resource_type, k.id))),
-                    None => fail(format!(
-                        "reference '{urn}' matches no fullUrl in this bundle"
-                    )),
-                },
                 ReferenceTarget::Conditional {
                     resource_type,
                     query,
@@ -717,29 +759,69 @@ impl Run<'_, '_> {
                         .insert(r.to_owned(), resolved.clone());
                     resolved.map(Some)
                 }
-                ReferenceTarget::Literal {
-                    base,
-                    resource_type,
-                    id,
-                    version,
-                } => {
-                    let plain = format!("{resource_type}/{id}");
-                    let key = match base {
-                        Some(b) => self.by_url.get(&format!("{b}/{plain}")),
-                        None => self.by_url.get(&plain),
-                    };
-                    Ok(key.map(|k| match version {
-                        Some(v) => format!("{}/{}/_history/{v}", k.resource_type, k.id),
-                        None => format!("{}/{}", k.resource_type, k.id),
-                    }))
-                }
-                ReferenceTarget::Contained(_) | ReferenceTarget::Other(_) => Ok(None),
+                other => rewrite_local(&self.by_url, other),
             }
         });
         if let Some(e) = store_error {
             return Err(e);
         }
         Ok(result)
+    }
+}
+
+/// The id of a resource that is new to this input: its own id when valid (so that references
+/// by `Type/id` among files keep working and re-imports find it again), else the uuid of its
+/// `urn:uuid:` fullUrl, else one derived from its content.
+pub(crate) fn new_id(resource: &Value, full_url: Option<&str>) -> String {
+    if let Some(id) = resource
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|i| is_valid_id(i))
+    {
+        return id.to_owned();
+    }
+    if let Some(uuid) = full_url
+        .and_then(|u| u.strip_prefix("urn:uuid:"))
+        .filter(|u| is_valid_id(u))
+    {
+        return uuid.to_owned();
+    }
+    let hash = content_hash(resource);
+    uuid::Uuid::new_v5(&CONTENT_ID_NAMESPACE, &hash).to_string()
+}
+
+/// The rewriting of a reference that needs nothing but the input's own identities (`by_url`):
+/// every kind but conditional references, which need a search.
+pub(crate) fn rewrite_local(
+    by_url: &HashMap<String, ResourceKey>,
+    target: ReferenceTarget<'_>,
+) -> EntryResult<Option<String>> {
+    match target {
+        ReferenceTarget::Urn(urn) => match by_url.get(urn) {
+            Some(k) => Ok(Some(format!("{}/{}", k.resource_type, k.id))),
+            None => fail(format!(
+                "reference '{urn}' matches no fullUrl in this bundle"
+            )),
+        },
+        ReferenceTarget::Literal {
+            base,
+            resource_type,
+            id,
+            version,
+        } => {
+            let plain = format!("{resource_type}/{id}");
+            let key = match base {
+                Some(b) => by_url.get(&format!("{b}/{plain}")),
+                None => by_url.get(&plain),
+            };
+            Ok(key.map(|k| match version {
+                Some(v) => format!("{}/{}/_history/{v}", k.resource_type, k.id),
+                None => format!("{}/{}", k.resource_type, k.id),
+            }))
+        }
+        ReferenceTarget::Conditional { .. }
+        | ReferenceTarget::Contained(_)
+        | ReferenceTarget::Other(_) => Ok(None),
     }
 }
 
@@ -750,13 +832,13 @@ fn resource_type(resource: &Value) -> &str {
         .unwrap_or_default()
 }
 
-fn type_and_id(url: &str) -> Option<(&str, &str)> {
+pub(crate) fn type_and_id(url: &str) -> Option<(&str, &str)> {
     let (ty, id) = url.split_once('/')?;
     (rapport_fhir::search_param::is_resource_type(ty) && is_valid_id(id)).then_some((ty, id))
 }
 
 /// `(system, value)` of each identifier that has both.
-fn identifiers(resource: &Value) -> Vec<(String, String)> {
+pub(crate) fn identifiers(resource: &Value) -> Vec<(String, String)> {
     resource
         .get("identifier")
         .and_then(Value::as_array)
@@ -773,10 +855,38 @@ fn identifiers(resource: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn set_id(resource: &mut Value, id: &str) {
+pub(crate) fn set_id(resource: &mut Value, id: &str) {
     if let Some(obj) = resource.as_object_mut() {
         if obj.get("id").and_then(Value::as_str) != Some(id) {
             obj.insert("id".into(), Value::String(id.to_owned()));
+        }
+    }
+}
+
+/// A resource to write: worked on ahead ([`Precomputed`]), or here.
+enum Content {
+    Ahead(Precomputed),
+    Here(Value, Serialized),
+}
+
+impl Content {
+    fn hash(&self) -> [u8; 32] {
+        match self {
+            Content::Ahead(p) => p.serialized.hash,
+            Content::Here(_, s) => s.hash,
+        }
+    }
+
+    /// The serialisation, index rows, patient key and sort key of the resource.
+    fn finish(self, key: &ResourceKey) -> (Serialized, IndexRows, Option<String>, Option<String>) {
+        match self {
+            Content::Ahead(p) => (p.serialized, p.rows, p.patient_key, p.sort_key),
+            Content::Here(resource, serialized) => {
+                let rows = index::extract(&resource);
+                let patient_key = index::patient_key(&key.resource_type, &key.id, &rows);
+                let sort_key = sort_key_of(&resource);
+                (serialized, rows, patient_key, sort_key)
+            }
         }
     }
 }
@@ -785,18 +895,18 @@ fn set_id(resource: &mut Value, id: &str) {
 /// `meta.lastUpdated`, which the store sets) for replay detection, and the pieces to write it
 /// out with its meta, laid out as servers conventionally do: resourceType, id, meta, then the
 /// other elements in input order (resource.html#Meta).
-struct Serialized {
+pub(crate) struct Serialized {
     /// `{"resourceType":"X","id":"Y"`
     head: String,
     /// The other meta elements (profile, tag…), as `"k":v,"k":v`, or empty.
     meta_rest: String,
     /// The remaining elements, each as `,"k":v`.
     body: String,
-    hash: [u8; 32],
+    pub(crate) hash: [u8; 32],
 }
 
 impl Serialized {
-    fn new(resource: &Value) -> Self {
+    pub(crate) fn new(resource: &Value) -> Self {
         let obj = resource.as_object().expect("resources are objects");
         let json = |v: &Value| serde_json::to_string(v).expect("JSON values serialise");
         let mut head = String::from("{\"resourceType\":");
@@ -864,7 +974,7 @@ impl Serialized {
 }
 
 /// The patient list's order: normalised family name, then given names.
-fn sort_key_of(resource: &Value) -> Option<String> {
+pub(crate) fn sort_key_of(resource: &Value) -> Option<String> {
     if resource_type(resource) != "Patient" {
         return None;
     }

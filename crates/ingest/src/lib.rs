@@ -9,6 +9,7 @@
 
 mod apply;
 pub mod files;
+mod speculate;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -170,26 +171,17 @@ where
                 }
             }
         });
-        let mut group = Group::default();
-        for (unit, prepared) in receiver {
-            summary.inputs += 1;
-            group.entries += prepared.entries();
-            group.units.push((unit, prepared));
-            if group.is_full() {
-                for (unit, report) in std::mem::take(&mut group).apply(store, now_ms()) {
-                    if report.is_retryable() {
-                        waiting.push(unit);
-                    } else {
-                        finish(&mut summary, &report, on_report);
-                    }
+        // Each group is one database transaction, applied input by input as they arrive, so
+        // that writing overlaps with parsing the next inputs.
+        let mut inputs = receiver.into_iter().peekable();
+        while inputs.peek().is_some() {
+            for (unit, report) in apply_group(store, &mut inputs, now_ms()) {
+                summary.inputs += 1;
+                if report.is_retryable() {
+                    waiting.push(unit);
+                } else {
+                    finish(&mut summary, &report, on_report);
                 }
-            }
-        }
-        for (unit, report) in group.apply(store, now_ms()) {
-            if report.is_retryable() {
-                waiting.push(unit);
-            } else {
-                finish(&mut summary, &report, on_report);
             }
         }
     });
@@ -228,46 +220,47 @@ where
 }
 
 /// Inputs written in one database transaction. Committing once per group instead of once per
-/// input saves rewriting the same index pages at every commit.
-#[derive(Default)]
-struct Group {
-    units: Vec<(Unit, Prepared)>,
-    entries: usize,
-}
+/// input saves rewriting the same index pages at every commit. Inputs are applied as they come
+/// and the store writes its buffer out as it goes, so a group's size costs no memory here.
+const GROUP_MAX_INPUTS: usize = 1000;
+const GROUP_MAX_ENTRIES: usize = 100_000;
 
-impl Group {
-    const MAX_INPUTS: usize = 1000;
-    const MAX_ENTRIES: usize = 20_000;
-
-    fn is_full(&self) -> bool {
-        self.units.len() >= Self::MAX_INPUTS || self.entries >= Self::MAX_ENTRIES
+/// Apply the next inputs of `inputs` in one transaction, until the group is full or the inputs
+/// run out; each input keeps its own outcome. If the group's commit fails, each of its inputs is
+/// applied again alone, so that one input's storage failure does not sink the others.
+fn apply_group(
+    store: &dyn Store,
+    inputs: &mut dyn Iterator<Item = (Unit, Prepared)>,
+    now_ms: i64,
+) -> Vec<(Unit, UnitReport)> {
+    let mut units: Vec<Unit> = Vec::new();
+    let mut reports = Vec::new();
+    let result = store.write(Durability::Deferred, &mut |tx| {
+        let mut entries = 0;
+        while units.len() < GROUP_MAX_INPUTS && entries < GROUP_MAX_ENTRIES {
+            let Some((unit, prepared)) = inputs.next() else {
+                break;
+            };
+            entries += prepared.entries();
+            let report = apply::apply_in_tx(tx, &unit, prepared, now_ms, true, None);
+            units.push(unit);
+            reports.push(report?);
+        }
+        Ok(())
+    });
+    if result.is_err() && units.is_empty() {
+        // The transaction could not even begin: take one input so that the import moves on.
+        units.extend(inputs.next().map(|(unit, _)| unit));
     }
-
-    /// Apply every input; each keeps its own outcome. If the group's commit fails, each input
-    /// is applied again alone, so that one input's storage failure does not sink the others.
-    fn apply(self, store: &dyn Store, now_ms: i64) -> Vec<(Unit, UnitReport)> {
-        let (units, prepared): (Vec<Unit>, Vec<Prepared>) = self.units.into_iter().unzip();
-        if units.is_empty() {
-            return Vec::new();
-        }
-        let mut prepared = Some(prepared);
-        let mut reports = Vec::with_capacity(units.len());
-        let result = store.write(Durability::Deferred, &mut |tx| {
-            for (unit, p) in units.iter().zip(prepared.take().expect("runs once")) {
-                reports.push(apply::apply_in_tx(tx, unit, p, now_ms, true, None)?);
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => units.into_iter().zip(reports).collect(),
-            Err(_) => units
-                .into_iter()
-                .map(|unit| {
-                    let report = apply_unit(store, &unit, now_ms, true);
-                    (unit, report)
-                })
-                .collect(),
-        }
+    match result {
+        Ok(()) => units.into_iter().zip(reports).collect(),
+        Err(_) => units
+            .into_iter()
+            .map(|unit| {
+                let report = apply_unit(store, &unit, now_ms, true);
+                (unit, report)
+            })
+            .collect(),
     }
 }
 

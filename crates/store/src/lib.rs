@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod pending;
 mod pg;
 mod pg_access;
 mod pool;
@@ -41,6 +42,11 @@ pub enum StoreError {
     Postgres(#[from] postgres::Error),
     #[error("could not prepare the data directory {path}: {source}")]
     DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("could not sync {path} to disk: {source}")]
+    Sync {
         path: String,
         source: std::io::Error,
     },
@@ -205,7 +211,8 @@ pub trait Store: AccessStore + Send + Sync {
     /// Every current, non-deleted resource in the patient's compartment, the Patient included.
     fn patient_record(&self, patient_id: &str) -> Result<Vec<StoredResource>>;
     /// Benchmark floor: write `(type, id, json)` rows into a scratch table with no index and no
-    /// key, in one transaction. Measures what the database costs at the least.
+    /// key, in one transaction, with [`Durability::Deferred`] as imports do. Measures what the
+    /// database costs at the least.
     fn write_unindexed_rows(&self, rows: &[(String, String, String)]) -> Result<()>;
     /// Drop the benchmark floor's scratch table.
     fn drop_unindexed_rows(&self) -> Result<()>;

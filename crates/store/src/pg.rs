@@ -5,12 +5,14 @@
 //! instead of tens of thousands. Any read inside the transaction flushes the buffers first, so
 //! reads always see the transaction's own writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row};
+use postgres::{Client, NoTls, Row, Statement};
+use rapport_fhir::index::IndexRows;
 use rapport_fhir::query::Query;
 
+use crate::pending::Pending;
 use crate::pool::Pool;
 use crate::query_sql::{self, Arg, Sql, STORED_COLUMNS, STORED_JOINS};
 use crate::{
@@ -147,138 +149,250 @@ fn stored_from_row(r: &Row) -> StoredResource {
     }
 }
 
-/// Column buffers of pending inserts, one tuple of arrays per table, in the column order of the
-/// table's INSERT in [`PgTx::flush`].
-#[derive(Default)]
-#[allow(clippy::type_complexity)]
-struct Buffers {
-    versions: VersionCols,
-    tokens: (
-        Vec<String>,
-        Vec<String>,
-        Vec<&'static str>,
-        Vec<String>,
-        Vec<String>,
-        Vec<Option<String>>,
-    ),
-    strings: (
-        Vec<String>,
-        Vec<String>,
-        Vec<&'static str>,
-        Vec<String>,
-        Vec<Option<String>>,
-    ),
-    dates: (
-        Vec<String>,
-        Vec<String>,
-        Vec<&'static str>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<Option<String>>,
-    ),
-    refs: (
-        Vec<String>,
-        Vec<String>,
-        Vec<&'static str>,
-        Vec<String>,
-        Vec<String>,
-        Vec<Option<String>>,
-    ),
-    quantities: QuantityCols,
-}
-
-#[derive(Default)]
-struct VersionCols {
-    ty: Vec<String>,
-    id: Vec<String>,
-    version: Vec<i64>,
-    patient_key: Vec<Option<String>>,
-    last_updated: Vec<i64>,
-    deleted: Vec<bool>,
-    hash: Vec<Vec<u8>>,
-    content: Vec<String>,
-    source_id: Vec<Option<i64>>,
-    source_entry: Vec<Option<i64>>,
-    sort_key: Vec<Option<String>>,
-}
-
-#[derive(Default)]
-struct QuantityCols {
-    ty: Vec<String>,
-    id: Vec<String>,
-    param: Vec<&'static str>,
-    value: Vec<f64>,
-    system: Vec<String>,
-    code: Vec<String>,
-    unit: Vec<String>,
-    patient_key: Vec<Option<String>>,
-}
-
+/// A write transaction. Versions are buffered (see [`Pending`]) and sent in batches, one
+/// `INSERT … SELECT FROM UNNEST(…)` per table; reads inside the transaction combine the database
+/// with the buffer, so they cost one round trip and never force the buffer out. Statements are
+/// prepared once per transaction.
 pub(crate) struct PgTx<'c> {
     pub(crate) tx: postgres::Transaction<'c>,
-    buf: Buffers,
-    pending: usize,
+    pending: Pending,
+    /// Resources whose stored index rows must go before the buffer's rows are inserted.
+    stale: Vec<(String, String)>,
+    statements: HashMap<String, Statement>,
 }
 
+/// Versions buffered before they are sent.
+const MAX_PENDING_VERSIONS: usize = 2_000;
+
 impl PgTx<'_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let s = self.statement(sql)?;
+        Ok(self.tx.execute(&s, params)?)
+    }
+
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let s = self.statement(sql)?;
+        Ok(self.tx.query(&s, params)?)
+    }
+
+    fn find_stored(&mut self, query: &Query) -> Result<Vec<String>> {
+        let sql = query_sql::find_ids(query, &PgLayout);
+        let boxed = bind_args(&sql.args);
+        let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
+        Ok(self
+            .query(&sql.text, &refs)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     fn flush(&mut self) -> Result<()> {
-        if self.pending == 0 {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let b = std::mem::take(&mut self.buf);
-        self.pending = 0;
-        let tx = &mut self.tx;
-        let v = &b.versions;
-        if !v.ty.is_empty() {
-            tx.execute(
-                "INSERT INTO resource_version (resource_type, id, version, patient_key, last_updated, deleted, content_hash, content, source_id, source_entry)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bool[], $7::bytea[], $8::text[], $9::bigint[], $10::bigint[])",
-                &[&v.ty, &v.id, &v.version, &v.patient_key, &v.last_updated, &v.deleted, &v.hash, &v.content, &v.source_id, &v.source_entry],
-            )?;
-            tx.execute(
-                "INSERT INTO resource (resource_type, id, patient_key, version, last_updated, deleted, sort_key)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[], $7::text[])
-                 ON CONFLICT (resource_type, id) DO UPDATE SET patient_key = excluded.patient_key,
-                   version = excluded.version, last_updated = excluded.last_updated,
-                   deleted = excluded.deleted, sort_key = excluded.sort_key",
-                &[&v.ty, &v.id, &v.patient_key, &v.version, &v.last_updated, &v.deleted, &v.sort_key],
-            )?;
+        let pending = std::mem::take(&mut self.pending);
+        let stale = std::mem::take(&mut self.stale);
+        if !stale.is_empty() {
+            let (types, ids): (Vec<&str>, Vec<&str>) =
+                stale.iter().map(|(t, i)| (t.as_str(), i.as_str())).unzip();
+            let mut sql = String::from("WITH ");
+            for (n, table) in INDEX_TABLES.iter().enumerate() {
+                sql.push_str(&format!(
+                    "d{n} AS (DELETE FROM {table} t USING UNNEST($1::text[], $2::text[]) AS k(ty, id) WHERE t.resource_type = k.ty AND t.id = k.id), "
+                ));
+            }
+            sql.push_str("done AS (SELECT 1) SELECT 1 FROM done");
+            self.query(&sql, &[&types, &ids])?;
         }
-        let t = &b.tokens;
+        let mut v = VersionCols::default();
+        for (_, x) in &pending.versions {
+            v.ty.push(x.key.resource_type.as_str());
+            v.id.push(x.key.id.as_str());
+            v.version.push(x.version);
+            v.patient_key.push(x.patient_key.as_deref());
+            v.last_updated.push(x.last_updated_ms);
+            v.deleted.push(x.deleted);
+            v.hash.push(&x.content_hash[..]);
+            v.content.push(x.content.as_str());
+            v.source_id.push(x.source_id);
+            v.source_entry.push(x.source_entry);
+        }
+        self.execute(
+            "INSERT INTO resource_version (resource_type, id, version, patient_key, last_updated, deleted, content_hash, content, source_id, source_entry)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bool[], $7::bytea[], $8::text[], $9::bigint[], $10::bigint[])",
+            &[&v.ty, &v.id, &v.version, &v.patient_key, &v.last_updated, &v.deleted, &v.hash, &v.content, &v.source_id, &v.source_entry],
+        )?;
+        // One row per resource: its current version.
+        let current = pending.current();
+        let mut r = VersionCols::default();
+        let mut sort_key: Vec<Option<&str>> = Vec::new();
+        let mut idx = IndexCols::default();
+        for (_, x) in &current {
+            let (ty, id, pk) = (
+                x.key.resource_type.as_str(),
+                x.key.id.as_str(),
+                x.patient_key.as_deref(),
+            );
+            r.ty.push(ty);
+            r.id.push(id);
+            r.patient_key.push(pk);
+            r.version.push(x.version);
+            r.last_updated.push(x.last_updated_ms);
+            r.deleted.push(x.deleted);
+            sort_key.push(x.sort_key.as_deref());
+            idx.add(ty, id, pk, &x.index);
+        }
+        self.execute(
+            "INSERT INTO resource (resource_type, id, patient_key, version, last_updated, deleted, sort_key)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bool[], $7::text[])
+             ON CONFLICT (resource_type, id) DO UPDATE SET patient_key = excluded.patient_key,
+               version = excluded.version, last_updated = excluded.last_updated,
+               deleted = excluded.deleted, sort_key = excluded.sort_key",
+            &[&r.ty, &r.id, &r.patient_key, &r.version, &r.last_updated, &r.deleted, &sort_key],
+        )?;
+        // Plain inserts (no ON CONFLICT, which costs a speculative insertion per row): a
+        // version's rows are distinct (index::extract removes repeats), only the current version
+        // of a resource is inserted, and its stored rows were deleted above.
+        let t = &idx.tokens;
         if !t.0.is_empty() {
-            tx.execute("INSERT INTO idx_token (resource_type, id, param, system, code, patient_key) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING",
+            self.execute("INSERT INTO idx_token (resource_type, id, param, system, code, patient_key) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])",
                 &[&t.0, &t.1, &t.2, &t.3, &t.4, &t.5])?;
         }
-        let s = &b.strings;
+        let s = &idx.strings;
         if !s.0.is_empty() {
-            tx.execute("INSERT INTO idx_string (resource_type, id, param, value, patient_key) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) ON CONFLICT DO NOTHING",
+            self.execute("INSERT INTO idx_string (resource_type, id, param, value, patient_key) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])",
                 &[&s.0, &s.1, &s.2, &s.3, &s.4])?;
         }
-        let d = &b.dates;
+        let d = &idx.dates;
         if !d.0.is_empty() {
-            tx.execute("INSERT INTO idx_date (resource_type, id, param, start_ms, end_ms, patient_key) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[]) ON CONFLICT DO NOTHING",
+            self.execute("INSERT INTO idx_date (resource_type, id, param, start_ms, end_ms, patient_key) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])",
                 &[&d.0, &d.1, &d.2, &d.3, &d.4, &d.5])?;
         }
-        let r = &b.refs;
+        let r = &idx.refs;
         if !r.0.is_empty() {
-            tx.execute("INSERT INTO idx_reference (resource_type, id, param, target_type, target_id, patient_key) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING",
+            self.execute("INSERT INTO idx_reference (resource_type, id, param, target_type, target_id, patient_key) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])",
                 &[&r.0, &r.1, &r.2, &r.3, &r.4, &r.5])?;
         }
-        let q = &b.quantities;
-        if !q.ty.is_empty() {
-            tx.execute("INSERT INTO idx_quantity (resource_type, id, param, value, system, code, unit, patient_key) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::text[]) ON CONFLICT DO NOTHING",
-                &[&q.ty, &q.id, &q.param, &q.value, &q.system, &q.code, &q.unit, &q.patient_key])?;
+        let q = &idx.quantities;
+        if !q.0.is_empty() {
+            self.execute("INSERT INTO idx_quantity (resource_type, id, param, value, system, code, unit, patient_key) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::text[])",
+                &[&q.0, &q.1, &q.2, &q.3, &q.4, &q.5, &q.6, &q.7])?;
         }
         Ok(())
     }
 }
 
+const INDEX_TABLES: [&str; 5] = [
+    "idx_token",
+    "idx_string",
+    "idx_date",
+    "idx_reference",
+    "idx_quantity",
+];
+
+/// Columns of `resource_version` (and of `resource`, which uses some of them).
+#[derive(Default)]
+struct VersionCols<'a> {
+    ty: Vec<&'a str>,
+    id: Vec<&'a str>,
+    version: Vec<i64>,
+    patient_key: Vec<Option<&'a str>>,
+    last_updated: Vec<i64>,
+    deleted: Vec<bool>,
+    hash: Vec<&'a [u8]>,
+    content: Vec<&'a str>,
+    source_id: Vec<Option<i64>>,
+    source_entry: Vec<Option<i64>>,
+}
+
+type Col<'a> = Vec<&'a str>;
+type PkCol<'a> = Vec<Option<&'a str>>;
+
+/// Columns of the index tables, in the column order of their INSERTs in [`PgTx::flush`].
+#[derive(Default)]
+struct IndexCols<'a> {
+    tokens: (Col<'a>, Col<'a>, Col<'a>, Col<'a>, Col<'a>, PkCol<'a>),
+    strings: (Col<'a>, Col<'a>, Col<'a>, Col<'a>, PkCol<'a>),
+    dates: (Col<'a>, Col<'a>, Col<'a>, Vec<i64>, Vec<i64>, PkCol<'a>),
+    refs: (Col<'a>, Col<'a>, Col<'a>, Col<'a>, Col<'a>, PkCol<'a>),
+    #[allow(clippy::type_complexity)]
+    quantities: (
+        Col<'a>,
+        Col<'a>,
+        Col<'a>,
+        Vec<f64>,
+        Col<'a>,
+        Col<'a>,
+        Col<'a>,
+        PkCol<'a>,
+    ),
+}
+
+impl<'a> IndexCols<'a> {
+    fn add(&mut self, ty: &'a str, id: &'a str, pk: Option<&'a str>, rows: &'a IndexRows) {
+        for r in &rows.tokens {
+            let t = &mut self.tokens;
+            t.0.push(ty);
+            t.1.push(id);
+            t.2.push(r.param);
+            t.3.push(&r.system);
+            t.4.push(&r.code);
+            t.5.push(pk);
+        }
+        for r in &rows.strings {
+            let s = &mut self.strings;
+            s.0.push(ty);
+            s.1.push(id);
+            s.2.push(r.param);
+            s.3.push(&r.value);
+            s.4.push(pk);
+        }
+        for r in &rows.dates {
+            let d = &mut self.dates;
+            d.0.push(ty);
+            d.1.push(id);
+            d.2.push(r.param);
+            d.3.push(r.range.start);
+            d.4.push(r.range.end);
+            d.5.push(pk);
+        }
+        for r in &rows.references {
+            let x = &mut self.refs;
+            x.0.push(ty);
+            x.1.push(id);
+            x.2.push(r.param);
+            x.3.push(&r.target_type);
+            x.4.push(&r.target_id);
+            x.5.push(pk);
+        }
+        for r in &rows.quantities {
+            let q = &mut self.quantities;
+            q.0.push(ty);
+            q.1.push(id);
+            q.2.push(r.param);
+            q.3.push(r.value);
+            q.4.push(&r.system);
+            q.5.push(&r.code);
+            q.6.push(&r.unit);
+            q.7.push(pk);
+        }
+    }
+}
+
 impl WriteTx for PgTx<'_> {
     fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<Option<Existing>>> {
-        self.flush()?;
         let types: Vec<&str> = keys.iter().map(|k| k.resource_type.as_str()).collect();
         let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
-        let rows = self.tx.query(
+        let rows = self.query(
             "SELECT k.ord, v.version, v.deleted, v.content_hash
              FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(ty, id, ord)
              JOIN resource_version v ON v.resource_type = k.ty AND v.id = k.id
@@ -298,104 +412,42 @@ impl WriteTx for PgTx<'_> {
             e.deleted = row.get(2);
             e.hashes.push(hash.try_into().unwrap_or([0; 32]));
         }
+        // Buffered versions are newer than any stored one.
+        for (key, e) in keys.iter().zip(out.iter_mut()) {
+            self.pending.add_to_existing(key, e);
+        }
         Ok(out)
     }
 
     fn find_ids(&mut self, query: &Query) -> Result<Vec<String>> {
-        self.flush()?;
-        let sql = query_sql::find_ids(query, &PgLayout);
-        Ok(query_rows(&mut self.tx, &sql)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
+        let stored = self.find_stored(query)?;
+        match self.pending.merge_found(query, stored) {
+            Some(ids) => Ok(ids),
+            None => {
+                // Rare: a resource written twice in one transaction, then searched.
+                self.flush()?;
+                self.find_stored(query)
+            }
+        }
     }
 
     fn add_source(&mut self, source: &NewSource) -> Result<i64> {
-        let row = self.tx.query_one(
+        let rows = self.query(
             "INSERT INTO source (kind, name, received_at, sha256) VALUES ($1, $2, $3, $4) RETURNING source_id",
             &[&source.kind, &source.name, &source.received_at_ms, &source.sha256],
         )?;
-        Ok(row.get(0))
+        Ok(rows[0].get(0))
     }
 
     fn put(&mut self, v: NewVersion) -> Result<()> {
-        let (ty, id) = (v.key.resource_type, v.key.id);
-        if v.existed {
-            // The old rows must go before this version's rows are inserted; flush what is
-            // buffered so the order of operations is kept.
-            self.flush()?;
-            for table in [
-                "idx_token",
-                "idx_string",
-                "idx_date",
-                "idx_reference",
-                "idx_quantity",
-            ] {
-                self.tx.execute(
-                    &format!("DELETE FROM {table} WHERE resource_type = $1 AND id = $2"),
-                    &[&ty, &id],
-                )?;
-            }
+        // A resource first written in this buffer with `existed` has rows in the database, from
+        // before the buffer; they go when the buffer is sent, before its rows are inserted.
+        if v.existed && !self.pending.contains(&v.key) {
+            self.stale
+                .push((v.key.resource_type.clone(), v.key.id.clone()));
         }
-        let b = &mut self.buf;
-        let pk = v.patient_key;
-        for r in v.index.tokens {
-            b.tokens.0.push(ty.clone());
-            b.tokens.1.push(id.clone());
-            b.tokens.2.push(r.param);
-            b.tokens.3.push(r.system);
-            b.tokens.4.push(r.code);
-            b.tokens.5.push(pk.clone());
-        }
-        for r in v.index.strings {
-            b.strings.0.push(ty.clone());
-            b.strings.1.push(id.clone());
-            b.strings.2.push(r.param);
-            b.strings.3.push(r.value);
-            b.strings.4.push(pk.clone());
-        }
-        for r in v.index.dates {
-            b.dates.0.push(ty.clone());
-            b.dates.1.push(id.clone());
-            b.dates.2.push(r.param);
-            b.dates.3.push(r.range.start);
-            b.dates.4.push(r.range.end);
-            b.dates.5.push(pk.clone());
-        }
-        for r in v.index.references {
-            b.refs.0.push(ty.clone());
-            b.refs.1.push(id.clone());
-            b.refs.2.push(r.param);
-            b.refs.3.push(r.target_type);
-            b.refs.4.push(r.target_id);
-            b.refs.5.push(pk.clone());
-        }
-        for r in v.index.quantities {
-            let q = &mut b.quantities;
-            q.ty.push(ty.clone());
-            q.id.push(id.clone());
-            q.param.push(r.param);
-            q.value.push(r.value);
-            q.system.push(r.system);
-            q.code.push(r.code);
-            q.unit.push(r.unit);
-            q.patient_key.push(pk.clone());
-        }
-        let c = &mut b.versions;
-        c.ty.push(ty);
-        c.id.push(id);
-        c.version.push(v.version);
-        c.patient_key.push(pk);
-        c.last_updated.push(v.last_updated_ms);
-        c.deleted.push(v.deleted);
-        c.hash.push(v.content_hash.to_vec());
-        c.content.push(v.content);
-        c.source_id.push(v.source_id);
-        c.source_entry.push(v.source_entry);
-        c.sort_key.push(v.sort_key);
-        self.pending += 1;
-        // Bound the memory a huge transaction holds.
-        if c.ty.len() >= 2000 {
+        self.pending.push(0, v);
+        if self.pending.len() >= MAX_PENDING_VERSIONS {
             self.flush()?;
         }
         Ok(())
@@ -421,8 +473,9 @@ impl Store for PgStore {
         }
         let mut wtx = PgTx {
             tx,
-            buf: Buffers::default(),
-            pending: 0,
+            pending: Pending::default(),
+            stale: Vec::new(),
+            statements: HashMap::new(),
         };
         // On error the transaction is dropped, which rolls it back.
         work(&mut wtx)?;
@@ -543,6 +596,7 @@ impl Store for PgStore {
             "CREATE TABLE IF NOT EXISTS bench_floor (resource_type TEXT, id TEXT, content TEXT)",
         )?;
         let mut tx = conn.transaction()?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off")?;
         let (mut t, mut i, mut c) = (Vec::new(), Vec::new(), Vec::new());
         for (ty, id, content) in rows {
             t.push(ty.as_str());

@@ -241,13 +241,7 @@ async fn patient_page(
         let id = id.clone();
         state.with_store(move |s| s.patient_record(&id)).await?
     };
-    let items: Vec<Item> = record
-        .into_iter()
-        .filter_map(|stored| {
-            let resource = serde_json::from_str(&stored.content).ok()?;
-            Some(Item { resource, stored })
-        })
-        .collect();
+    let items = parse_items(record);
     let Some(patient) = items
         .iter()
         .find(|i| i.stored.key.resource_type == "Patient" && i.stored.key.id == id)
@@ -301,7 +295,10 @@ async fn patient_page(
         }
     };
     let title = view::person_name(&patient.resource);
-    Ok(Html(layout(&title, Some(&caller), body).into_string()))
+    let html = layout(&title, Some(&caller), body).into_string();
+    // Freeing hundreds of parsed resources takes a while: not on the response's time.
+    tokio::task::spawn_blocking(move || drop(items));
+    Ok(Html(html))
 }
 
 #[derive(Deserialize)]
@@ -498,6 +495,31 @@ async fn break_glass(
             Ok(to)
         }
     }
+}
+
+/// Parse the record's resources, on two threads when it is large (a 360 page can show
+/// hundreds of resources, and parsing them is most of the page's time).
+fn parse_items(record: Vec<StoredResource>) -> Vec<Item> {
+    fn parse(record: Vec<StoredResource>) -> Vec<Item> {
+        record
+            .into_iter()
+            .filter_map(|stored| {
+                let resource = serde_json::from_str(&stored.content).ok()?;
+                Some(Item { resource, stored })
+            })
+            .collect()
+    }
+    if record.len() < 64 {
+        return parse(record);
+    }
+    let mut first = record;
+    let second = first.split_off(first.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(move || parse(second));
+        let mut items = parse(first);
+        items.extend(other.join().expect("parsing does not panic"));
+        items
+    })
 }
 
 fn collect_provider_refs(v: &Value, out: &mut Vec<ResourceKey>) {

@@ -44,8 +44,11 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
         /// A resource id or an identifier system|value.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        patient: Option<String>,
+        /// Every patient in the store (a small practice where everyone sees everyone).
         #[arg(long)]
-        patient: String,
+        all: bool,
         #[arg(long)]
         remove: bool,
     },
@@ -178,22 +181,40 @@ pub fn run_user(store: &dyn Store, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Assign {
             email,
             patient,
+            all,
             remove,
         } => {
-            let id = rapport_auth::assign(
-                store,
-                &cli("user assign"),
-                "cli",
-                &email,
-                &patient,
-                !remove,
-                now_ms(),
-            )?;
-            println!(
-                "{} {} the care team of Patient/{id}",
-                email.trim().to_lowercase(),
-                if remove { "removed from" } else { "is on" }
-            );
+            let patients = match (patient, all) {
+                (Some(p), _) => vec![p],
+                (None, true) => all_patient_ids(store)?,
+                (None, false) => anyhow::bail!("give --patient P or --all"),
+            };
+            for patient in &patients {
+                let id = rapport_auth::assign(
+                    store,
+                    &cli("user assign"),
+                    "cli",
+                    &email,
+                    patient,
+                    !remove,
+                    now_ms(),
+                )?;
+                if patients.len() == 1 {
+                    println!(
+                        "{} {} the care team of Patient/{id}",
+                        email.trim().to_lowercase(),
+                        if remove { "removed from" } else { "is on" }
+                    );
+                }
+            }
+            if patients.len() != 1 {
+                println!(
+                    "{} {} the care team of {} patients",
+                    email.trim().to_lowercase(),
+                    if remove { "removed from" } else { "is on" },
+                    patients.len()
+                );
+            }
         }
         UserCommand::Grant {
             email,
@@ -372,6 +393,23 @@ pub fn run_audit(store: &dyn Store, cmd: AuditCommand) -> anyhow::Result<bool> {
             rapport_auth::record_export(store, &cli("audit export"), "cli", n, now_ms())?;
             eprintln!("exported {n} audit records as FHIR AuditEvent");
             Ok(true)
+        }
+    }
+}
+
+/// The ids of every current patient, in list order.
+fn all_patient_ids(store: &dyn Store) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    loop {
+        let page = store.search_patients(&PatientSearch {
+            offset: ids.len() as u64,
+            limit: 1000,
+            ..Default::default()
+        })?;
+        let n = page.patients.len();
+        ids.extend(page.patients.into_iter().map(|p| p.key.id));
+        if n < 1000 {
+            return Ok(ids);
         }
     }
 }

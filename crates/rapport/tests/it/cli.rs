@@ -264,6 +264,17 @@ fn accounts_tokens_and_the_audit_trail_are_managed_on_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no patient matches"));
 
+    let out = rapport()
+        .args(["user", "assign", "--email", "nurse@example.org", "--all"])
+        .args(db)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("the care team of 18 patients") || stdout.contains("patients"),
+        "{stdout}"
+    );
+
     // Tokens: created and printed once, listed, revoked by the token itself.
     let out = rapport()
         .args([

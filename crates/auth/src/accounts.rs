@@ -360,7 +360,18 @@ pub fn create_token(
     let (email, days, label) = (new.email.as_str(), new.days, new.label.as_str());
     let scopes = new.scopes.as_str();
     let user = find_user(store, email)?;
-    let scopes = format_scopes(&parse_scopes(scopes)?);
+    let parsed = parse_scopes(scopes)?;
+    // A scope naming a type that is not a FHIR R4 resource type would silently grant nothing.
+    if let Some(bad) = parsed
+        .iter()
+        .filter_map(|s| s.resource_type.as_deref())
+        .find(|t| rapport_fhir::search_param::params_for(t).is_empty())
+    {
+        return Err(AuthError::Invalid(format!(
+            "'{bad}' is not a FHIR R4 resource type"
+        )));
+    }
+    let scopes = format_scopes(&parsed);
     if days == 0 || days > 366 {
         return Err(AuthError::Invalid("a token lives 1 to 366 days".into()));
     }

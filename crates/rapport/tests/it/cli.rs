@@ -312,6 +312,20 @@ fn accounts_tokens_and_the_audit_trail_are_managed_on_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a scope"));
     let out = rapport()
+        .args([
+            "token",
+            "create",
+            "--email",
+            "nurse@example.org",
+            "--scopes",
+            "user/Foo.read",
+        ])
+        .args(db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a FHIR R4 resource type"));
+    let out = rapport()
         .args(["token", "revoke", "--token", &token])
         .args(db)
         .output()

@@ -107,15 +107,20 @@ pub struct Facts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Basis {
     CareTeam,
+    /// Provider-directory data, outside every patient's compartment.
+    Directory,
     OwnRecord,
     CaregiverGrant,
-    BreakGlass { id: i64 },
+    BreakGlass {
+        id: i64,
+    },
 }
 
 impl Basis {
     pub fn as_str(self) -> &'static str {
         match self {
             Basis::CareTeam => "care-team",
+            Basis::Directory => "directory",
             Basis::OwnRecord => "own-record",
             Basis::CaregiverGrant => "caregiver-grant",
             Basis::BreakGlass { .. } => "break-the-glass",
@@ -183,6 +188,7 @@ impl Decision {
 }
 
 /// May `principal` do `action` to the data of patient `patient_id`, given `facts`, at `now_ms`?
+/// (The whole record, as a patient page shows it.)
 pub fn decide(
     principal: &Principal,
     patient_id: &str,
@@ -190,12 +196,25 @@ pub fn decide(
     action: Action,
     now_ms: i64,
 ) -> Decision {
+    decide_for_type(principal, patient_id, facts, action, None, now_ms)
+}
+
+/// [`decide`] for resources of one type (`Some("Observation")`), as the FHIR API asks: a token's
+/// resource-level scopes (`user/Observation.read`) then count.
+pub fn decide_for_type(
+    principal: &Principal,
+    patient_id: &str,
+    facts: &Facts,
+    action: Action,
+    resource_type: Option<&str>,
+    now_ms: i64,
+) -> Decision {
     let own = principal.patient_id.as_deref() == Some(patient_id);
     if let Credential::Token { scopes, .. } = &principal.credential {
         let write = action == Action::Write;
         let covered = scopes
             .iter()
-            .any(|s| s.allows(None, write) && (s.context != Context::Patient || own));
+            .any(|s| s.allows(resource_type, write) && (s.context != Context::Patient || own));
         if !covered {
             return Decision::Deny(Denial::Scope);
         }
@@ -235,6 +254,31 @@ pub fn decide(
     } else {
         Denial::NoRole
     }))
+}
+
+/// May `principal` read or change a resource outside every patient's compartment (the provider
+/// directory: Practitioner, Organization, Location…)? Reading is open to every signed-in role,
+/// within the token's scopes; changing it is for admins and care staff.
+pub fn decide_directory(principal: &Principal, resource_type: &str, action: Action) -> Decision {
+    if let Credential::Token { scopes, .. } = &principal.credential {
+        let write = action == Action::Write;
+        // A patient-context token is confined to the patient's compartment.
+        let covered = scopes
+            .iter()
+            .any(|s| s.allows(Some(resource_type), write) && s.context != Context::Patient);
+        if !covered {
+            return Decision::Deny(Denial::Scope);
+        }
+    }
+    let may = match action {
+        Action::List | Action::Read => !principal.roles.is_empty(),
+        Action::Write => principal.is_admin() || principal.roles.iter().any(|r| r.is_care_staff()),
+    };
+    if may {
+        Decision::Allow(Basis::Directory)
+    } else {
+        Decision::Deny(Denial::NoRole)
+    }
 }
 
 /// Everything the store knows of one principal's relationships, for lists: the patients they
@@ -430,6 +474,48 @@ mod tests {
             Decision::Deny(Denial::Scope)
         );
         assert!(!p.may_break_glass());
+    }
+
+    #[test]
+    fn resource_level_scopes_count_for_one_type_and_directory_reads_are_open_to_every_role() {
+        let mut p = principal(&[Role::Clinician], None);
+        let team = Facts {
+            care_team: true,
+            ..Facts::default()
+        };
+        p.credential = Credential::Token {
+            token_id: 1,
+            scopes: parse_scopes("user/Observation.read").unwrap(),
+        };
+        assert!(
+            decide_for_type(&p, "p1", &team, Action::Read, Some("Observation"), NOW).is_allowed()
+        );
+        assert_eq!(
+            decide_for_type(&p, "p1", &team, Action::Read, Some("Condition"), NOW),
+            Decision::Deny(Denial::Scope)
+        );
+        assert_eq!(
+            decide_directory(&p, "Practitioner", Action::Read),
+            Decision::Deny(Denial::Scope)
+        );
+        let carer = principal(&[Role::Caregiver], None);
+        assert_eq!(
+            decide_directory(&carer, "Practitioner", Action::Read),
+            Decision::Allow(Basis::Directory)
+        );
+        assert_eq!(
+            decide_directory(&carer, "Practitioner", Action::Write),
+            Decision::Deny(Denial::NoRole)
+        );
+        let mut patient = principal(&[Role::Patient], Some("me"));
+        patient.credential = Credential::Token {
+            token_id: 2,
+            scopes: parse_scopes("patient/*.read").unwrap(),
+        };
+        assert_eq!(
+            decide_directory(&patient, "Organization", Action::Read),
+            Decision::Deny(Denial::Scope)
+        );
     }
 
     #[test]

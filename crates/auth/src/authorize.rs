@@ -125,6 +125,25 @@ pub fn authorize(
     Ok(policy::decide(principal, patient, &facts, action, now_ms))
 }
 
+/// May `principal` do `action` to a resource of `resource_type` that belongs to `patient` (or,
+/// with `None`, to no patient: directory data)? The FHIR API asks this per resource.
+pub fn authorize_resource(
+    store: &dyn Store,
+    principal: &Principal,
+    patient: Option<&str>,
+    resource_type: &str,
+    action: Action,
+    now_ms: i64,
+) -> Result<Decision> {
+    Ok(match patient {
+        Some(p) => {
+            let facts = facts_for(store, principal, p, now_ms)?;
+            policy::decide_for_type(principal, p, &facts, action, Some(resource_type), now_ms)
+        }
+        None => policy::decide_directory(principal, resource_type, action),
+    })
+}
+
 /// The patients `principal` may see in lists and searches.
 pub fn visible_patients(
     store: &dyn Store,

@@ -11,6 +11,7 @@ mod admin;
 mod caller;
 mod console;
 mod error;
+mod fhir;
 mod form;
 mod login;
 mod page;
@@ -247,6 +248,7 @@ fn book() -> RouteBook {
         );
     let book = login::routes(book);
     let book = console::routes(book);
+    let book = fhir::routes(book);
     admin::routes(book)
 }
 

@@ -6,4 +6,5 @@ mod access;
 mod browser;
 mod cli;
 mod console;
+mod fhir;
 mod helpers;

@@ -1,0 +1,270 @@
+//! The FHIR R4 REST API (first part): CapabilityStatement, read, vread, instance history, errors
+//! as OperationOutcome, authorisation per resource and scope, audit.
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, TestApp};
+
+fn token(app: &TestApp, email: &str, scopes: &str) -> String {
+    tokio::task::block_in_place(|| {
+        let new = rapport_auth::NewToken {
+            email: email.into(),
+            scopes: scopes.into(),
+            days: 1,
+            label: String::new(),
+        };
+        rapport_auth::create_token(
+            app.store.as_ref(),
+            &rapport_access::audit::Actor::command_line("test"),
+            "cli",
+            &new,
+            app.state.clock.now_ms(),
+        )
+        .unwrap()
+        .1
+    })
+}
+
+async fn get(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = app.client.get(app.url(path));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"));
+    (status, headers, body)
+}
+
+fn assert_outcome(body: &Value, code: &str) {
+    assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
+    assert_eq!(body["issue"][0]["code"], code, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_capability_statement_says_what_is_supported() {
+    let app = spawn_app().await;
+    let (status, headers, body) = get(&app, "/fhir/metadata", None).await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/fhir+json"));
+    assert_eq!(body["resourceType"], "CapabilityStatement");
+    assert_eq!(body["fhirVersion"], "4.0.1");
+    let resources = body["rest"][0]["resource"].as_array().unwrap();
+    let patient = resources.iter().find(|r| r["type"] == "Patient").unwrap();
+    let codes: Vec<&str> = patient["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["read", "vread", "history-instance"]);
+    assert!(
+        patient.get("searchParam").is_none(),
+        "search is not claimed before it exists"
+    );
+    let (status, _, body) = get(&app, "/fhir/metadata?_format=xml", None).await;
+    assert_eq!(status, 406);
+    assert_outcome(&body, "not-supported");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_follow_the_care_team_and_the_token_scopes_and_are_audited() {
+    let app = spawn_app().await;
+    let patient = app.patient_ids()[0].clone();
+    // No credential: 401 with an OperationOutcome.
+    let (status, headers, body) = get(&app, &format!("/fhir/Patient/{patient}"), None).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert_outcome(&body, "login");
+
+    let all = token(&app, "coordinator@test.example", "user/*.read");
+    let before = app.last_audit_seq();
+    let (status, headers, body) = get(&app, &format!("/fhir/Patient/{patient}"), Some(&all)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["etag"], "W/\"1\"");
+    assert!(headers.contains_key("last-modified"));
+    assert_eq!(body["id"], patient.as_str());
+    assert_eq!(body["meta"]["versionId"], "1");
+    let records = app.audit_after(before);
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].record.patient_id.as_deref(),
+        Some(patient.as_str())
+    );
+    assert_eq!(records[0].record.entities, [format!("Patient/{patient}")]);
+    assert!(records[0].record.detail.starts_with("via API token #"));
+
+    // One of the patient's observations, and a practitioner of the directory.
+    let (observation, practitioner) = tokio::task::block_in_place(|| {
+        let record = app.store.patient_record(&patient).unwrap();
+        let obs = record
+            .iter()
+            .find(|r| r.key.resource_type == "Observation")
+            .unwrap()
+            .key
+            .id
+            .clone();
+        let ids = app
+            .store
+            .search_ids(
+                &rapport_fhir::query::Query {
+                    resource_type: "Practitioner".into(),
+                    clauses: vec![rapport_fhir::query::Clause::String {
+                        param: "name",
+                        prefix: String::new(),
+                    }],
+                },
+                1,
+            )
+            .unwrap();
+        (obs, ids.first().cloned())
+    });
+    // A resource-level scope: Observations yes, the Patient resource no.
+    let obs_only = token(&app, "coordinator@test.example", "user/Observation.read");
+    assert_eq!(
+        get(
+            &app,
+            &format!("/fhir/Observation/{observation}"),
+            Some(&obs_only)
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, _, body) = get(&app, &format!("/fhir/Patient/{patient}"), Some(&obs_only)).await;
+    assert_eq!(status, 403);
+    assert_outcome(&body, "forbidden");
+    if let Some(practitioner) = practitioner {
+        assert_eq!(
+            get(
+                &app,
+                &format!("/fhir/Practitioner/{practitioner}"),
+                Some(&all)
+            )
+            .await
+            .0,
+            200
+        );
+    }
+
+    // A patient-context token: the patient's own compartment only.
+    tokio::task::block_in_place(|| {
+        app.add_user("self@test.example", "patient", Some(&patient), None);
+    });
+    let own = token(&app, "self@test.example", "patient/*.read");
+    assert_eq!(
+        get(
+            &app,
+            &format!("/fhir/Observation/{observation}"),
+            Some(&own)
+        )
+        .await
+        .0,
+        200
+    );
+    let other = app.patient_ids()[1].clone();
+    assert_eq!(
+        get(&app, &format!("/fhir/Patient/{other}"), Some(&own))
+            .await
+            .0,
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn versions_history_deletes_and_bad_requests_answer_as_the_spec_says() {
+    let app = spawn_app().await;
+    let patient = app.patient_ids()[0].clone();
+    let t = token(&app, "coordinator@test.example", "user/*.read");
+    let observation = tokio::task::block_in_place(|| {
+        let record = app.store.patient_record(&patient).unwrap();
+        let obs = record
+            .iter()
+            .find(|r| r.key.resource_type == "Observation")
+            .unwrap()
+            .key
+            .id
+            .clone();
+        // Delete it through the importer: a tombstone version 2.
+        let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"method": "DELETE", "url": format!("Observation/{obs}")}}]});
+        let unit = rapport_ingest::Unit {
+            name: "delete.json".into(),
+            kind: "file",
+            payload: rapport_ingest::Payload::Value(bundle),
+        };
+        let report =
+            rapport_ingest::apply_unit(app.store.as_ref(), &unit, app.state.clock.now_ms(), false);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        obs
+    });
+    let (status, headers, body) =
+        get(&app, &format!("/fhir/Observation/{observation}"), Some(&t)).await;
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(headers["etag"], "W/\"2\"");
+    assert_outcome(&body, "deleted");
+    let (status, _, body) = get(
+        &app,
+        &format!("/fhir/Observation/{observation}/_history/1"),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["meta"]["versionId"], "1");
+    assert_eq!(
+        get(
+            &app,
+            &format!("/fhir/Observation/{observation}/_history/2"),
+            Some(&t)
+        )
+        .await
+        .0,
+        410
+    );
+    assert_eq!(
+        get(
+            &app,
+            &format!("/fhir/Observation/{observation}/_history/9"),
+            Some(&t)
+        )
+        .await
+        .0,
+        404
+    );
+    let (status, _, body) = get(
+        &app,
+        &format!("/fhir/Observation/{observation}/_history"),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["type"], "history");
+    assert_eq!(body["total"], 2);
+    assert_eq!(body["entry"][0]["request"]["method"], "DELETE");
+    assert_eq!(body["entry"][1]["resource"]["meta"]["versionId"], "1");
+
+    let (status, _, body) = get(&app, "/fhir/Unicorn/1", Some(&t)).await;
+    assert_eq!(status, 404);
+    assert_outcome(&body, "not-supported");
+    let (status, _, body) = get(&app, &format!("/fhir/Patient/{}", "x".repeat(65)), Some(&t)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["issue"][0]["expression"][0], "Patient.id");
+    let (status, _, body) = get(&app, "/fhir/Patient/no-such-patient", Some(&t)).await;
+    assert_eq!(status, 404);
+    assert_outcome(&body, "not-found");
+    let (status, _, _) = get(
+        &app,
+        &format!("/fhir/Patient/{patient}?_format=application/fhir+xml"),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(status, 406);
+}

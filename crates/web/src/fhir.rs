@@ -1,0 +1,442 @@
+//! The FHIR R4 REST API under `/fhir` (FHIR R4 http.html), first part: the CapabilityStatement,
+//! read, vread and instance history, with every error an OperationOutcome.
+//!
+//! Every request is authorised per resource (`rapport_auth::authorize_resource`: the patient the
+//! resource belongs to, by the Patient CompartmentDefinition, and the token's resource-level
+//! scopes) and audited, like the console. Bearer tokens and browser sessions both work; without
+//! either the answer is 401.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rapport_access::policy::{Action, Decision};
+use rapport_store::{ResourceKey, StoredResource};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{AppState, Caller, RouteAccess, RouteBook, WebError};
+
+pub(crate) fn routes(book: RouteBook) -> RouteBook {
+    book.add("GET", "/fhir/metadata", RouteAccess::Public, get(metadata))
+        .add(
+            "GET",
+            "/fhir/{type}/{id}",
+            RouteAccess::PatientRead,
+            get(read),
+        )
+        .add(
+            "GET",
+            "/fhir/{type}/{id}/_history",
+            RouteAccess::PatientRead,
+            get(history),
+        )
+        .add(
+            "GET",
+            "/fhir/{type}/{id}/_history/{vid}",
+            RouteAccess::PatientRead,
+            get(vread),
+        )
+}
+
+const FHIR_JSON: &str = "application/fhir+json; fhirVersion=4.0";
+
+/// An error as an OperationOutcome (FHIR R4 operationoutcome.html), with the HTTP status.
+pub(crate) struct Outcome {
+    status: StatusCode,
+    code: &'static str,
+    diagnostics: String,
+    expression: Option<String>,
+}
+
+impl Outcome {
+    fn new(status: StatusCode, code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Outcome {
+            status,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: None,
+        }
+    }
+
+    fn at(mut self, expression: impl Into<String>) -> Self {
+        self.expression = Some(expression.into());
+        self
+    }
+}
+
+impl IntoResponse for Outcome {
+    fn into_response(self) -> Response {
+        let mut issue =
+            json!({"severity": "error", "code": self.code, "diagnostics": self.diagnostics});
+        if let Some(e) = self.expression {
+            issue["expression"] = json!([e]);
+        }
+        let body = json!({"resourceType": "OperationOutcome", "issue": [issue]});
+        let mut r = (
+            self.status,
+            [(header::CONTENT_TYPE, FHIR_JSON)],
+            body.to_string(),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<WebError> for Outcome {
+    fn from(e: WebError) -> Self {
+        match e {
+            WebError::SignInRequired { .. } | WebError::InvalidToken => Outcome::new(
+                StatusCode::UNAUTHORIZED,
+                "login",
+                "a valid bearer token is required",
+            ),
+            WebError::Forbidden { message, .. } => {
+                Outcome::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
+            WebError::NotFound => Outcome::new(StatusCode::NOT_FOUND, "not-found", "not found"),
+            WebError::BadRequest(m) => Outcome::new(StatusCode::BAD_REQUEST, "invalid", m),
+            other => {
+                tracing::error!(error = %other, "FHIR request failed");
+                Outcome::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "exception",
+                    "the server failed; the error was logged",
+                )
+            }
+        }
+    }
+}
+
+/// The caller of a FHIR request: as the console's, but refusals are OperationOutcomes.
+pub(crate) struct FhirCaller(Caller);
+
+impl axum::extract::FromRequestParts<AppState> for FhirCaller {
+    type Rejection = Outcome;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Outcome> {
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(FhirCaller)
+            .map_err(Outcome::from)
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct FormatParam {
+    #[serde(default, rename = "_format")]
+    format: Option<String>,
+}
+
+/// `_format` (http.html#mime): JSON is served; asking for XML or anything else is a 406.
+fn check_format(q: &FormatParam, headers: &HeaderMap) -> Result<(), Outcome> {
+    let json_ok = |v: &str| {
+        let v = v.trim().to_ascii_lowercase();
+        v == "json" || v.starts_with("application/fhir+json") || v.starts_with("application/json")
+    };
+    if let Some(f) = &q.format {
+        if !json_ok(f) {
+            return Err(Outcome::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "not-supported",
+                format!("_format '{f}' is not supported; Rapport serves application/fhir+json"),
+            )
+            .at("_format"));
+        }
+    }
+    if let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+        let acceptable = accept.split(',').any(|a| {
+            let a = a.split(';').next().unwrap_or("").trim();
+            a.is_empty() || a == "*/*" || a == "application/*" || json_ok(a)
+        });
+        if !acceptable {
+            return Err(Outcome::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "not-supported",
+                "only application/fhir+json can be served",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The resource types Rapport knows (those of the official definitions' search parameters).
+fn resource_types() -> Vec<&'static str> {
+    let mut types: Vec<&'static str> = rapport_fhir::search_param::SEARCH_PARAMS
+        .iter()
+        .map(|p| p.resource_type)
+        .filter(|t| !matches!(*t, "Resource" | "DomainResource"))
+        .collect();
+    types.dedup();
+    types
+}
+
+fn check_type_and_id(ty: &str, id: &str) -> Result<(), Outcome> {
+    if !resource_types().contains(&ty) {
+        return Err(Outcome::new(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            format!("'{ty}' is not a FHIR R4 resource type"),
+        ));
+    }
+    if !rapport_fhir::id::is_valid_id(id) {
+        return Err(Outcome::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("'{id}' is not a valid id (FHIR R4 datatypes.html#id)"),
+        )
+        .at(format!("{ty}.id")));
+    }
+    Ok(())
+}
+
+/// `GET /fhir/metadata`: what this server supports, and nothing more (http.html#capabilities).
+async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Response, Outcome> {
+    check_format(&q, &headers)?;
+    let resources: Vec<Value> = resource_types()
+        .into_iter()
+        .map(|t| {
+            json!({
+                "type": t,
+                "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}],
+                "versioning": "versioned",
+                "readHistory": true,
+            })
+        })
+        .collect();
+    let body = json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-12-04",
+        "kind": "instance",
+        "software": {"name": "Rapport", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "Rapport FHIR R4 API"},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "security": {"description": "Bearer tokens (`rapport token create`) with SMART v1 scopes, or a signed-in session. Access follows care relationships; every request is audited."},
+            "resource": resources,
+        }],
+    });
+    Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
+}
+
+/// The patient a stored version belongs to (Patient CompartmentDefinition), from its content.
+fn patient_of(stored: &StoredResource) -> Option<String> {
+    let v: Value = serde_json::from_str(&stored.content).ok()?;
+    let rows = rapport_fhir::index::extract(&v);
+    rapport_fhir::index::patient_key(&stored.key.resource_type, &stored.key.id, &rows)
+}
+
+/// Authorise reading `versions` (oldest first) of one resource and audit the request; the
+/// patient is taken from the newest version that has content.
+async fn authorise_read(
+    state: &AppState,
+    caller: &Caller,
+    ty: &str,
+    versions: &[StoredResource],
+    entity: String,
+) -> Result<(), Outcome> {
+    let patient = versions
+        .iter()
+        .rev()
+        .find(|v| !v.deleted)
+        .and_then(patient_of);
+    let now = state.clock.now_ms();
+    let (principal, p, t) = (caller.principal.clone(), patient.clone(), ty.to_owned());
+    let decision = state
+        .with_auth(move |s| {
+            rapport_auth::authorize_resource(s, &principal, p.as_deref(), &t, Action::Read, now)
+        })
+        .await?;
+    let record = rapport_auth::access_record(
+        &caller.principal,
+        &caller.source,
+        decision,
+        Action::Read,
+        patient.as_deref(),
+        vec![entity],
+        now,
+    );
+    state
+        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+        .await?;
+    match decision {
+        Decision::Allow(_) => Ok(()),
+        Decision::Deny(d) => Err(Outcome::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            d.message(),
+        )),
+    }
+}
+
+fn http_date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+fn resource_response(stored: &StoredResource) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, FHIR_JSON.to_owned()),
+            (header::ETAG, format!("W/\"{}\"", stored.version)),
+            (header::LAST_MODIFIED, http_date(stored.last_updated_ms)),
+        ],
+        stored.content.clone(),
+    )
+        .into_response()
+}
+
+fn gone(ty: &str, id: &str, version: i64) -> Response {
+    let mut r = Outcome::new(
+        StatusCode::GONE,
+        "deleted",
+        format!("{ty}/{id} was deleted (version {version})"),
+    )
+    .into_response();
+    r.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("W/\"{version}\"")).expect("a valid header"),
+    );
+    r
+}
+
+async fn versions_of(state: &AppState, ty: &str, id: &str) -> Result<Vec<StoredResource>, Outcome> {
+    let key = ResourceKey::new(ty, id);
+    Ok(state.with_store(move |s| s.history(&key)).await?)
+}
+
+fn not_found(ty: &str, id: &str) -> Outcome {
+    Outcome::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("{ty}/{id} is not known"),
+    )
+}
+
+/// `GET /fhir/{type}/{id}` (http.html#read).
+async fn read(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path((ty, id)): Path<(String, String)>,
+    Query(q): Query<FormatParam>,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
+    check_format(&q, &headers)?;
+    check_type_and_id(&ty, &id)?;
+    let versions = versions_of(&state, &ty, &id).await?;
+    let Some(current) = versions.last() else {
+        return Err(not_found(&ty, &id));
+    };
+    authorise_read(&state, &caller, &ty, &versions, format!("{ty}/{id}")).await?;
+    if current.deleted {
+        return Ok(gone(&ty, &id, current.version));
+    }
+    Ok(resource_response(current))
+}
+
+/// `GET /fhir/{type}/{id}/_history/{vid}` (http.html#vread).
+async fn vread(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path((ty, id, vid)): Path<(String, String, String)>,
+    Query(q): Query<FormatParam>,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
+    check_format(&q, &headers)?;
+    check_type_and_id(&ty, &id)?;
+    let version: i64 = vid.parse().map_err(|_| {
+        Outcome::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("'{vid}' is not a version id"),
+        )
+        .at("meta.versionId")
+    })?;
+    let versions = versions_of(&state, &ty, &id).await?;
+    if versions.is_empty() {
+        return Err(not_found(&ty, &id));
+    }
+    authorise_read(
+        &state,
+        &caller,
+        &ty,
+        &versions,
+        format!("{ty}/{id}/_history/{version}"),
+    )
+    .await?;
+    match versions.iter().find(|v| v.version == version) {
+        Some(v) if v.deleted => Ok(gone(&ty, &id, v.version)),
+        Some(v) => Ok(resource_response(v)),
+        None => Err(Outcome::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("{ty}/{id} has no version {version}"),
+        )),
+    }
+}
+
+/// `GET /fhir/{type}/{id}/_history` (http.html#history): a history Bundle, newest first.
+async fn history(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path((ty, id)): Path<(String, String)>,
+    Query(q): Query<FormatParam>,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
+    check_format(&q, &headers)?;
+    check_type_and_id(&ty, &id)?;
+    let versions = versions_of(&state, &ty, &id).await?;
+    if versions.is_empty() {
+        return Err(not_found(&ty, &id));
+    }
+    authorise_read(
+        &state,
+        &caller,
+        &ty,
+        &versions,
+        format!("{ty}/{id}/_history"),
+    )
+    .await?;
+    let entries: Vec<Value> = versions
+        .iter()
+        .rev()
+        .map(|v| {
+            let (method, status) = match (v.deleted, v.version) {
+                (true, _) => ("DELETE", "204 No Content"),
+                (false, 1) => ("POST", "201 Created"),
+                (false, _) => ("PUT", "200 OK"),
+            };
+            let url = if method == "POST" { ty.clone() } else { format!("{ty}/{id}") };
+            let mut entry = json!({
+                "fullUrl": format!("{ty}/{id}"),
+                "request": {"method": method, "url": url},
+                "response": {"status": status, "etag": format!("W/\"{}\"", v.version), "lastModified": chrono::DateTime::from_timestamp_millis(v.last_updated_ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)},
+            });
+            if !v.deleted {
+                if let Ok(resource) = serde_json::from_str::<Value>(&v.content) {
+                    entry["resource"] = resource;
+                }
+            }
+            entry
+        })
+        .collect();
+    let body = json!({
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": entries.len(),
+        "link": [{"relation": "self", "url": format!("{ty}/{id}/_history")}],
+        "entry": entries,
+    });
+    Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
+}

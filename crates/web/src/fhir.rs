@@ -25,11 +25,12 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
             RouteAccess::PatientRead,
             get(read),
         )
+        // `_history` and instance operations (`Patient/{id}/$everything`) share one route.
         .add(
             "GET",
-            "/fhir/{type}/{id}/_history",
+            "/fhir/{type}/{id}/{operation}",
             RouteAccess::PatientRead,
-            get(history),
+            get(instance_operation),
         )
         .add(
             "GET",
@@ -202,12 +203,16 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
     let resources: Vec<Value> = resource_types()
         .into_iter()
         .map(|t| {
-            json!({
+            let mut r = json!({
                 "type": t,
                 "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}],
                 "versioning": "versioned",
                 "readHistory": true,
-            })
+            });
+            if t == "Patient" {
+                r["operation"] = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]);
+            }
+            r
         })
         .collect();
     let body = json!({
@@ -439,4 +444,106 @@ async fn history(
         "entry": entries,
     });
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
+}
+
+/// `GET /fhir/{type}/{id}/${operation}`: the instance operations Rapport has.
+async fn instance_operation(
+    state: State<AppState>,
+    caller: FhirCaller,
+    Path((ty, id, operation)): Path<(String, String, String)>,
+    q: Query<FormatParam>,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
+    match (ty.as_str(), operation.as_str()) {
+        (_, "_history") => history(state, caller, Path((ty, id)), q, headers).await,
+        ("Patient", "$everything") => everything(state, caller, Path(id), q, headers).await,
+        _ => Err(Outcome::new(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            format!("{ty}/{{id}}/{operation} is not an operation Rapport supports"),
+        )),
+    }
+}
+
+/// `GET /fhir/Patient/{id}/$everything` (patient-operation-everything.html): the patient and
+/// every current resource of their compartment, as a searchset Bundle. Authorised as a read of
+/// the whole record (a resource-level scope does not cover it) and audited as `Patient/id/*`.
+async fn everything(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path(id): Path<String>,
+    Query(q): Query<FormatParam>,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
+    check_format(&q, &headers)?;
+    check_type_and_id("Patient", &id)?;
+    let now = state.clock.now_ms();
+    let (principal, pid) = (caller.principal.clone(), id.clone());
+    let decision = state
+        .with_auth(move |s| rapport_auth::authorize(s, &principal, &pid, Action::Read, now))
+        .await?;
+    let record = rapport_auth::access_record(
+        &caller.principal,
+        &caller.source,
+        decision,
+        Action::Read,
+        Some(&id),
+        vec![format!("Patient/{id}/*")],
+        now,
+    );
+    state
+        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+        .await?;
+    if let Decision::Deny(d) = decision {
+        return Err(Outcome::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            d.message(),
+        ));
+    }
+    let pid = id.clone();
+    let resources = state.with_store(move |s| s.patient_record(&pid)).await?;
+    if !resources
+        .iter()
+        .any(|r| r.key.resource_type == "Patient" && r.key.id == id)
+    {
+        return Err(not_found("Patient", &id));
+    }
+    // The Patient first, then the rest by type and id, so the answer is stable.
+    let mut resources = resources;
+    resources.sort_by(|a, b| {
+        let rank = |r: &StoredResource| {
+            (
+                r.key.resource_type != "Patient",
+                r.key.resource_type.clone(),
+                r.key.id.clone(),
+            )
+        };
+        rank(a).cmp(&rank(b))
+    });
+    // Each resource is already JSON text: splice it in rather than parse and serialise it again.
+    let mut body = String::with_capacity(
+        resources
+            .iter()
+            .map(|r| r.content.len() + 96)
+            .sum::<usize>()
+            + 256,
+    );
+    body.push_str(&format!(
+        "{{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":{},\"entry\":[",
+        resources.len()
+    ));
+    for (i, r) in resources.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            "{{\"fullUrl\":{},\"resource\":",
+            Value::String(format!("{}/{}", r.key.resource_type, r.key.id))
+        ));
+        body.push_str(&r.content);
+        body.push_str(",\"search\":{\"mode\":\"match\"}}");
+    }
+    body.push_str("]}");
+    Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body).into_response())
 }

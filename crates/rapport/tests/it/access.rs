@@ -130,8 +130,8 @@ async fn request(session: &Session<'_>, spec: &RouteSpec, patient: &str) -> Repl
         // Without a reason: care staff outside the team are refused (and recorded); the full
         // break-the-glass flow has its own test below.
         ("POST", "/patients/{id}/break-glass") => session.submit(&format!("/patients/{patient}/break-glass"), &[("reason", "")]).await,
+        ("GET", "/fhir/{type}/{id}/{operation}") => session.get(&format!("/fhir/Patient/{patient}/$everything")).await,
         ("GET", "/fhir/{type}/{id}") => session.get(&format!("/fhir/Patient/{patient}")).await,
-        ("GET", "/fhir/{type}/{id}/_history") => session.get(&format!("/fhir/Patient/{patient}/_history")).await,
         ("GET", "/fhir/{type}/{id}/_history/{vid}") => session.get(&format!("/fhir/Patient/{patient}/_history/1")).await,
         (method, path) => panic!("route {method} {path} touches patient data but is not in the authorisation matrix: add it to access.rs"),
     }

@@ -268,3 +268,45 @@ async fn versions_history_deletes_and_bad_requests_answer_as_the_spec_says() {
     .await;
     assert_eq!(status, 406);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn patient_everything_returns_the_whole_compartment_to_those_who_may_read_it() {
+    let app = spawn_app().await;
+    let patient = app.patient_ids()[0].clone();
+    let expected =
+        tokio::task::block_in_place(|| app.store.patient_record(&patient).unwrap().len());
+    let t = token(&app, "coordinator@test.example", "user/*.read");
+    let (status, _, body) = get(
+        &app,
+        &format!("/fhir/Patient/{patient}/$everything"),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["type"], "searchset");
+    assert_eq!(body["total"], expected);
+    assert_eq!(body["entry"].as_array().unwrap().len(), expected);
+    assert_eq!(body["entry"][0]["resource"]["resourceType"], "Patient");
+    assert_eq!(body["entry"][0]["resource"]["id"], patient.as_str());
+    // A resource-level scope does not open the whole record; neither does an admin account.
+    let obs_only = token(&app, "coordinator@test.example", "user/Observation.read");
+    assert_eq!(
+        get(
+            &app,
+            &format!("/fhir/Patient/{patient}/$everything"),
+            Some(&obs_only)
+        )
+        .await
+        .0,
+        403
+    );
+    let admin = token(&app, "admin@test.example", "user/*.read");
+    let (status, _, body) = get(
+        &app,
+        &format!("/fhir/Patient/{patient}/$everything"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_outcome(&body, "forbidden");
+}

@@ -31,6 +31,25 @@ pub struct Request {
     pub method: Method,
     pub url: String,
     pub if_none_exist: Option<String>,
+    /// `request.ifMatch`: the version the entry expects to replace (http.html#concurrency).
+    pub if_match: Option<i64>,
+}
+
+/// The version an ETag names: `W/"3"` (the form the spec shows), and the strong `"3"` and bare
+/// `3` that some clients send, all mean version 3 (hard case B22). Anything else is an error.
+pub fn parse_etag(etag: &str) -> Result<i64, String> {
+    let t = etag.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    let t = t
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(t);
+    match t.parse::<i64>() {
+        Ok(v) if v >= 1 && t.bytes().all(|b| b.is_ascii_digit()) => Ok(v),
+        _ => Err(format!(
+            "'{etag}' is not an ETag of a version (expected W/\"<versionId>\")"
+        )),
+    }
 }
 
 /// One entry of the input, validated as far as it can be without a store.
@@ -231,10 +250,15 @@ fn parse_request(r: &Value) -> Result<Request, String> {
         .get("ifNoneExist")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let if_match = match r.get("ifMatch").and_then(Value::as_str) {
+        Some(e) => Some(parse_etag(e).map_err(|m| format!("request.ifMatch: {m}"))?),
+        None => None,
+    };
     Ok(Request {
         method,
         url,
         if_none_exist,
+        if_match,
     })
 }
 
@@ -271,6 +295,21 @@ pub fn check_resource(mut value: Value, index: usize) -> Result<Value, EntryErro
     }
     crate::content::align_primitive_arrays(&mut value);
     Ok(value)
+}
+
+#[cfg(test)]
+mod etag_tests {
+    use super::parse_etag;
+
+    #[test]
+    fn weak_strong_and_bare_etags_name_the_same_version_b22() {
+        for e in ["W/\"3\"", "\"3\"", "3", " W/\"3\" "] {
+            assert_eq!(parse_etag(e), Ok(3), "{e}");
+        }
+        for bad in ["banana", "W/\"\"", "\"-1\"", "W/\"1.0\"", "0", ""] {
+            assert!(parse_etag(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]

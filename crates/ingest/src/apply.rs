@@ -148,6 +148,7 @@ pub(crate) fn failed_in_storage(unit: &Unit, e: &StoreError) -> UnitReport {
             entry: None,
             message: format!("nothing from this input was stored: {e}"),
             retryable: false,
+            conflict: false,
         }],
     }
 }
@@ -182,6 +183,7 @@ pub(crate) fn apply_in_tx(
                 entry: None,
                 message: e.0,
                 retryable: false,
+                conflict: false,
             });
             return Ok(report);
         }
@@ -226,9 +228,7 @@ pub(crate) fn apply_in_tx(
         // Every write of patient data is audited, in the same transaction: the user's record,
         // or one import record per patient whose data this input changed.
         if let Some(record) = audit_as {
-            if !patients_written.is_empty() {
-                tx.append_audit(record)?;
-            }
+            tx.append_audit(record)?;
         }
         for (patient, count) in patients_written.into_iter().filter(|_| audit_as.is_none()) {
             tx.append_audit(&AuditRecord {
@@ -265,6 +265,8 @@ enum Op {
 struct Planned {
     index: usize,
     op: Op,
+    /// `request.ifMatch`: the version this entry expects to replace.
+    if_match: Option<i64>,
     /// Index rows before reference rewriting, computed when an in-bundle search needs them.
     early_rows: Option<IndexRows>,
     failed: bool,
@@ -301,6 +303,7 @@ impl Run<'_, '_> {
             entry: index,
             message,
             retryable,
+            conflict: false,
         });
     }
 
@@ -335,6 +338,7 @@ impl Run<'_, '_> {
         for entry in entries {
             let index = entry.index;
             let full_url = entry.full_url.clone();
+            let if_match = entry.request.as_ref().and_then(|r| r.if_match);
             let original = entry.resource.as_ref().and_then(|r| {
                 Some(format!(
                     "{}/{}",
@@ -384,6 +388,7 @@ impl Run<'_, '_> {
                     self.planned.push(Planned {
                         index,
                         op,
+                        if_match,
                         early_rows: None,
                         failed: false,
                     });
@@ -451,6 +456,44 @@ impl Run<'_, '_> {
             .collect();
         let existing = self.tx.existing(&keys)?;
         let mut existing = keys.into_iter().zip(existing).collect::<HashMap<_, _>>();
+        // 3a. Version conditions (http.html#concurrency, hard case B22): an entry with ifMatch
+        // applies only over that very version, checked in this transaction, before any write.
+        for i in 0..self.planned.len() {
+            let p = &self.planned[i];
+            let (Some(expected), false) = (p.if_match, p.failed) else {
+                continue;
+            };
+            let key = match &p.op {
+                Op::Write { key, .. } | Op::Delete { key } => key.clone(),
+                _ => continue,
+            };
+            let current = existing
+                .get(&key)
+                .and_then(|e| e.as_ref())
+                .filter(|e| !e.deleted)
+                .map(|e| e.current_version);
+            if current != Some(expected) {
+                let index = p.index;
+                self.planned[i].failed = true;
+                let now = current.map_or_else(
+                    || "it does not exist".to_owned(),
+                    |v| format!("its current version is W/\"{v}\""),
+                );
+                self.report.errors.push(ImportError {
+                    file: self.file.to_owned(),
+                    entry: Some(index),
+                    message: format!(
+                        "version conflict: the entry expects {}/{} at W/\"{expected}\", but {now}",
+                        key.resource_type, key.id
+                    ),
+                    retryable: false,
+                    conflict: true,
+                });
+                if transaction {
+                    return Ok(Some(false));
+                }
+            }
+        }
         let mut source_id = None;
         // With a speculation, its entries line up with the planned ones (checked above).
         let mut ahead = spec.take().map(|s| s.entries.into_iter());

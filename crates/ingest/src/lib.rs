@@ -48,6 +48,8 @@ pub struct ImportError {
     /// A conditional reference matched nothing: another input may create its target, so the
     /// input is retried after the others.
     pub retryable: bool,
+    /// A version condition (`ifMatch`) failed: HTTP 412 in the API (http.html#concurrency).
+    pub conflict: bool,
 }
 
 impl fmt::Display for ImportError {
@@ -214,6 +216,7 @@ where
             entry: None,
             message: format!("the imported data could not be synced to disk: {e}"),
             retryable: false,
+            conflict: false,
         });
     }
     summary

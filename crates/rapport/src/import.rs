@@ -25,6 +25,7 @@ pub fn import_paths(store: &dyn Store, paths: &[PathBuf]) -> anyhow::Result<Summ
                     entry: None,
                     message: format!("cannot read the file: {e}"),
                     retryable: false,
+                    conflict: false,
                 });
                 None
             }

@@ -6,10 +6,11 @@
 //! scopes) and audited, like the console. Bearer tokens and browser sessions both work; without
 //! either the answer is 401.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post, put};
 use rapport_access::policy::{Action, Decision};
 use rapport_store::{ResourceKey, StoredResource};
 use serde::Deserialize;
@@ -24,6 +25,24 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
             "/fhir/{type}/{id}",
             RouteAccess::PatientRead,
             get(read),
+        )
+        .add(
+            "POST",
+            "/fhir/{type}",
+            RouteAccess::PatientWrite,
+            post(create),
+        )
+        .add(
+            "PUT",
+            "/fhir/{type}/{id}",
+            RouteAccess::PatientWrite,
+            put(update),
+        )
+        .add(
+            "DELETE",
+            "/fhir/{type}/{id}",
+            RouteAccess::PatientWrite,
+            delete(remove),
         )
         // `_history` and instance operations (`Patient/{id}/$everything`) share one route.
         .add(
@@ -122,10 +141,23 @@ impl axum::extract::FromRequestParts<AppState> for FhirCaller {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, Outcome> {
-        Caller::from_request_parts(parts, state)
+        let caller = Caller::from_request_parts(parts, state)
             .await
-            .map(FhirCaller)
-            .map_err(Outcome::from)
+            .map_err(Outcome::from)?;
+        // A browser's cookie is sent on cross-site requests too: writes need a bearer token,
+        // which no other site can make the browser send (no CSRF through the API).
+        let safe = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        if !safe && caller.session.is_some() {
+            return Err(Outcome::new(
+                StatusCode::UNAUTHORIZED,
+                "login",
+                "writes through the FHIR API need a bearer token (rapport token create)",
+            ));
+        }
+        Ok(FhirCaller(caller))
     }
 }
 
@@ -205,7 +237,9 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
         .map(|t| {
             let mut r = json!({
                 "type": t,
-                "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}],
+                "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "update"}, {"code": "delete"}, {"code": "history-instance"}, {"code": "create"}],
+                "updateCreate": true,
+                "conditionalCreate": true,
                 "versioning": "versioned",
                 "readHistory": true,
             });
@@ -546,4 +580,440 @@ async fn everything(
     }
     body.push_str("]}");
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body).into_response())
+}
+
+/// The JSON body of a create or update: a resource of the URL's type, valid as the importer
+/// checks resources (FHIR R4 json.html, resource.html), else a 400 naming the element.
+fn parse_body(ty: &str, body: &[u8]) -> Result<Value, Outcome> {
+    let value: Value =
+        serde_json::from_slice(rapport_fhir::bundle::strip_bom(body)).map_err(|e| {
+            Outcome::new(
+                StatusCode::BAD_REQUEST,
+                "structure",
+                format!("the body is not JSON: {e}"),
+            )
+        })?;
+    match value.get("resourceType").and_then(Value::as_str) {
+        Some(t) if t == ty => {}
+        Some(t) => {
+            return Err(Outcome::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("the body is a {t}, the URL names {ty}"),
+            )
+            .at("resourceType"))
+        }
+        None => {
+            return Err(Outcome::new(
+                StatusCode::BAD_REQUEST,
+                "required",
+                "the body has no resourceType",
+            )
+            .at("resourceType"))
+        }
+    }
+    rapport_fhir::bundle::check_resource(value, 0)
+        .map_err(|e| Outcome::new(StatusCode::BAD_REQUEST, "invalid", e.message).at(ty.to_owned()))
+}
+
+/// The patient a resource belongs to, from its content (Patient CompartmentDefinition).
+fn patient_of_value(ty: &str, id: &str, v: &Value) -> Option<String> {
+    rapport_fhir::index::patient_key(ty, id, &rapport_fhir::index::extract(v))
+}
+
+/// `Prefer: return=…` (http.html#ops): the body of a successful write.
+fn write_response(
+    status: StatusCode,
+    stored: Option<&StoredResource>,
+    headers: &HeaderMap,
+) -> Response {
+    let prefer = headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut response = match (stored, prefer) {
+        (Some(_), p) if p.contains("return=minimal") => status.into_response(),
+        (Some(r), p) if p.contains("return=OperationOutcome") => {
+            let body = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational", "diagnostics": format!("{}/{} is at version {}", r.key.resource_type, r.key.id, r.version)}]});
+            (
+                status,
+                [(header::CONTENT_TYPE, FHIR_JSON)],
+                body.to_string(),
+            )
+                .into_response()
+        }
+        (Some(r), _) => (
+            status,
+            [(header::CONTENT_TYPE, FHIR_JSON)],
+            r.content.clone(),
+        )
+            .into_response(),
+        (None, _) => status.into_response(),
+    };
+    if let Some(r) = stored {
+        let h = response.headers_mut();
+        h.insert(
+            header::ETAG,
+            HeaderValue::from_str(&format!("W/\"{}\"", r.version)).expect("a valid header"),
+        );
+        h.insert(
+            header::LAST_MODIFIED,
+            HeaderValue::from_str(&http_date(r.last_updated_ms)).expect("a valid header"),
+        );
+        h.insert(
+            header::LOCATION,
+            HeaderValue::from_str(&format!(
+                "/fhir/{}/{}/_history/{}",
+                r.key.resource_type, r.key.id, r.version
+            ))
+            .expect("a valid header"),
+        );
+    }
+    response
+}
+
+/// May the caller write this resource? Creating a Patient is for care staff (who then join the
+/// new patient's care team); any other write needs write access to the patient the resource
+/// belongs to, before and after the change.
+async fn authorise_write(
+    state: &AppState,
+    caller: &Caller,
+    ty: &str,
+    patients: &[Option<String>],
+    creating_patient: bool,
+) -> Result<Decision, Outcome> {
+    let now = state.clock.now_ms();
+    let mut decision = None;
+    if creating_patient {
+        let p = &caller.principal;
+        let scope_ok = match &p.credential {
+            rapport_access::policy::Credential::Session => true,
+            rapport_access::policy::Credential::Token { scopes, .. } => scopes.iter().any(|s| {
+                s.allows(Some("Patient"), true)
+                    && s.context != rapport_access::scope::Context::Patient
+            }),
+        };
+        decision = Some(if !scope_ok {
+            Decision::Deny(rapport_access::policy::Denial::Scope)
+        } else if p.roles.iter().any(|r| r.is_care_staff()) {
+            Decision::Allow(rapport_access::policy::Basis::CareTeam)
+        } else {
+            Decision::Deny(rapport_access::policy::Denial::NoRole)
+        });
+    }
+    for patient in patients {
+        let (principal, pt, t) = (caller.principal.clone(), patient.clone(), ty.to_owned());
+        let d = state
+            .with_auth(move |s| {
+                rapport_auth::authorize_resource(
+                    s,
+                    &principal,
+                    pt.as_deref(),
+                    &t,
+                    Action::Write,
+                    now,
+                )
+            })
+            .await?;
+        if !d.is_allowed() || decision.is_none() {
+            decision = Some(d);
+        }
+        if !d.is_allowed() {
+            break;
+        }
+    }
+    Ok(decision.unwrap_or(Decision::Deny(rapport_access::policy::Denial::NoRole)))
+}
+
+async fn audit_refusal(
+    state: &AppState,
+    caller: &Caller,
+    decision: Decision,
+    patient: Option<&str>,
+    entity: String,
+    failed: bool,
+) -> Result<(), Outcome> {
+    let mut record = rapport_auth::access_record(
+        &caller.principal,
+        &caller.source,
+        decision,
+        Action::Write,
+        patient,
+        vec![entity],
+        state.clock.now_ms(),
+    );
+    if failed {
+        record.outcome = rapport_access::audit::Outcome::Failed;
+    }
+    state
+        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+        .await?;
+    Ok(())
+}
+
+/// Write one entry through the importer (same semantics as a transaction bundle), with the
+/// caller's audit record in the same transaction. Returns the entry's outcome and the stored
+/// version it left.
+async fn write_entry(
+    state: &AppState,
+    caller: &Caller,
+    decision: Decision,
+    patient: Option<String>,
+    entity: String,
+    entry: Value,
+) -> Result<(rapport_ingest::Action, ResourceKey, Option<StoredResource>), Outcome> {
+    let now = state.clock.now_ms();
+    let record = rapport_auth::access_record(
+        &caller.principal,
+        &caller.source,
+        decision,
+        Action::Write,
+        patient.as_deref(),
+        vec![entity.clone()],
+        now,
+    );
+    let unit = rapport_ingest::Unit {
+        name: format!("FHIR API, {}", caller.principal.email),
+        kind: "api",
+        payload: rapport_ingest::Payload::Value(
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [entry]}),
+        ),
+    };
+    let report = state
+        .with_store(move |s| Ok(rapport_ingest::apply_unit_audited(s, &unit, now, &record)))
+        .await?;
+    if let Some(e) = report.errors.first() {
+        let (status, code) = if e.conflict {
+            (StatusCode::PRECONDITION_FAILED, "conflict")
+        } else {
+            (StatusCode::UNPROCESSABLE_ENTITY, "processing")
+        };
+        let message = e.message.clone();
+        audit_refusal(state, caller, decision, patient.as_deref(), entity, true).await?;
+        return Err(Outcome::new(status, code, message));
+    }
+    let outcome = report.outcomes.first().cloned().ok_or_else(|| {
+        Outcome::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            "the write left no outcome",
+        )
+    })?;
+    let key = outcome.key.clone();
+    let k = key.clone();
+    let stored = state.with_store(move |s| s.read(&k)).await?;
+    Ok((outcome.action, key, stored))
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Outcome> {
+    match headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(e) => rapport_fhir::bundle::parse_etag(e)
+            .map(Some)
+            .map_err(|m| Outcome::new(StatusCode::BAD_REQUEST, "invalid", m).at("If-Match")),
+        None => Ok(None),
+    }
+}
+
+/// `POST /fhir/{type}` (http.html#create), with `If-None-Exist` (conditional create).
+async fn create(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path(ty): Path<String>,
+    Query(q): Query<FormatParam>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Outcome> {
+    check_format(&q, &headers)?;
+    check_type_and_id(&ty, "new")?;
+    let mut resource = parse_body(&ty, &body)?;
+    // A create ignores any id in the body (http.html#create): the server assigns one.
+    if let Some(o) = resource.as_object_mut() {
+        o.remove("id");
+    }
+    // The id the new resource will get: the importer takes it from the entry's urn:uuid.
+    let id = uuid::Uuid::new_v4().to_string();
+    let patient = patient_of_value(&ty, &id, &resource);
+    let creating_patient = ty == "Patient";
+    let patients = if creating_patient {
+        Vec::new()
+    } else {
+        vec![patient.clone()]
+    };
+    let decision = authorise_write(&state, &caller, &ty, &patients, creating_patient).await?;
+    if let Decision::Deny(d) = decision {
+        audit_refusal(
+            &state,
+            &caller,
+            decision,
+            patient.as_deref(),
+            ty.clone(),
+            false,
+        )
+        .await?;
+        return Err(Outcome::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            d.message(),
+        ));
+    }
+    let mut request = json!({"method": "POST", "url": ty});
+    if let Some(cond) = headers.get("if-none-exist").and_then(|v| v.to_str().ok()) {
+        request["ifNoneExist"] = json!(cond);
+    }
+    let entry =
+        json!({"fullUrl": format!("urn:uuid:{id}"), "resource": resource, "request": request});
+    let (action, key, stored) =
+        write_entry(&state, &caller, decision, patient, ty.clone(), entry).await?;
+    if creating_patient && action == rapport_ingest::Action::Created {
+        // The creator joins the new patient's care team (issue 3: access follows care).
+        let (actor, source, email, pid, now) = (
+            rapport_auth::actor_of(&caller.principal),
+            caller.source.clone(),
+            caller.principal.email.to_string(),
+            key.id.clone(),
+            state.clock.now_ms(),
+        );
+        state
+            .with_auth(move |s| {
+                rapport_auth::assign(s, &actor, &source, &email, &pid, true, now).map(|_| ())
+            })
+            .await?;
+    }
+    let status = if action == rapport_ingest::Action::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(write_response(status, stored.as_ref(), &headers))
+}
+
+/// `PUT /fhir/{type}/{id}` (http.html#update): update, or create with the client's id; with
+/// `If-Match`, only over that version (412 otherwise, hard case B22).
+async fn update(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path((ty, id)): Path<(String, String)>,
+    Query(q): Query<FormatParam>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Outcome> {
+    check_format(&q, &headers)?;
+    check_type_and_id(&ty, &id)?;
+    let expected = if_match(&headers)?;
+    let mut resource = parse_body(&ty, &body)?;
+    match resource.get("id").and_then(Value::as_str) {
+        Some(body_id) if body_id != id => {
+            return Err(Outcome::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("the body's id '{body_id}' is not the URL's '{id}'"),
+            )
+            .at(format!("{ty}.id")))
+        }
+        Some(_) => {}
+        None => {
+            resource["id"] = json!(id);
+        }
+    }
+    let current = versions_of(&state, &ty, &id)
+        .await?
+        .into_iter()
+        .last()
+        .filter(|v| !v.deleted);
+    let new_patient = patient_of_value(&ty, &id, &resource);
+    let old_patient = current.as_ref().and_then(patient_of);
+    let mut patients = vec![new_patient.clone()];
+    if old_patient != new_patient && current.is_some() {
+        patients.push(old_patient);
+    }
+    let decision = authorise_write(&state, &caller, &ty, &patients, false).await?;
+    if let Decision::Deny(d) = decision {
+        audit_refusal(
+            &state,
+            &caller,
+            decision,
+            new_patient.as_deref(),
+            format!("{ty}/{id}"),
+            false,
+        )
+        .await?;
+        return Err(Outcome::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            d.message(),
+        ));
+    }
+    let mut request = json!({"method": "PUT", "url": format!("{ty}/{id}")});
+    if let Some(v) = expected {
+        request["ifMatch"] = json!(format!("W/\"{v}\""));
+    }
+    let entry = json!({"resource": resource, "request": request});
+    let (action, _, stored) = write_entry(
+        &state,
+        &caller,
+        decision,
+        new_patient,
+        format!("{ty}/{id}"),
+        entry,
+    )
+    .await?;
+    let status = if action == rapport_ingest::Action::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(write_response(status, stored.as_ref(), &headers))
+}
+
+/// `DELETE /fhir/{type}/{id}` (http.html#delete): a tombstone version; 204.
+async fn remove(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path((ty, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
+    check_type_and_id(&ty, &id)?;
+    let expected = if_match(&headers)?;
+    let current = versions_of(&state, &ty, &id)
+        .await?
+        .into_iter()
+        .last()
+        .filter(|v| !v.deleted);
+    let Some(current) = current else {
+        // Nothing to delete (or already deleted): the spec allows 204 (http.html#delete).
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let patient = patient_of(&current);
+    let decision =
+        authorise_write(&state, &caller, &ty, std::slice::from_ref(&patient), false).await?;
+    if let Decision::Deny(d) = decision {
+        audit_refusal(
+            &state,
+            &caller,
+            decision,
+            patient.as_deref(),
+            format!("{ty}/{id}"),
+            false,
+        )
+        .await?;
+        return Err(Outcome::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            d.message(),
+        ));
+    }
+    let mut request = json!({"method": "DELETE", "url": format!("{ty}/{id}")});
+    if let Some(v) = expected {
+        request["ifMatch"] = json!(format!("W/\"{v}\""));
+    }
+    write_entry(
+        &state,
+        &caller,
+        decision,
+        patient,
+        format!("{ty}/{id}"),
+        json!({"request": request}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

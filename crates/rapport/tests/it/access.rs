@@ -121,8 +121,46 @@ const ROLES: [(&str, &str); 5] = [
 
 /// Make the request a route stands for, about `patient`. Every route that touches patient data
 /// must have a case here; a new one fails the test until it is added.
-async fn request(session: &Session<'_>, spec: &RouteSpec, patient: &str) -> Reply {
+async fn request(
+    session: &Session<'_>,
+    token: &str,
+    spec: &RouteSpec,
+    patient: &str,
+    target: &str,
+) -> Reply {
+    let observation = |id: Option<&str>| {
+        let mut o = serde_json::json!({"resourceType": "Observation", "status": "final",
+            "code": {"text": "Matrix check"}, "subject": {"reference": format!("Patient/{patient}")}});
+        if let Some(id) = id {
+            o["id"] = serde_json::json!(id);
+        }
+        o
+    };
+    let api = |method: reqwest::Method, path: String, body: Option<serde_json::Value>| async move {
+        let mut r = session
+            .app
+            .client
+            .request(method, session.app.url(&path))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/fhir+json")
+                .body(b.to_string());
+        }
+        crate::helpers::reply(r.send().await.unwrap()).await
+    };
+    // FHIR writes go with the account's bearer token: the API takes no cookies for writes.
     match (spec.method, spec.path) {
+        ("POST", "/fhir/{type}") => {
+            api(reqwest::Method::POST, "/fhir/Observation".into(), Some(observation(None))).await
+        }
+        ("PUT", "/fhir/{type}/{id}") => {
+            let path = format!("/fhir/Observation/{target}");
+            api(reqwest::Method::PUT, path, Some(observation(Some(target)))).await
+        }
+        ("DELETE", "/fhir/{type}/{id}") => {
+            api(reqwest::Method::DELETE, format!("/fhir/Observation/{target}"), None).await
+        }
         ("GET", "/patients") => session.get("/patients").await,
         ("POST", "/patients") => session.submit("/patients", &[]).await,
         ("GET", "/patients/{id}") => session.get(&format!("/patients/{patient}")).await,
@@ -150,14 +188,53 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
     let mut checked = 0;
     for (role, email) in ROLES {
         let session = app.login(email).await;
+        let token = tokio::task::block_in_place(|| {
+            let new = rapport_auth::NewToken {
+                email: email.into(),
+                scopes: "user/*.*".into(),
+                days: 1,
+                label: String::new(),
+            };
+            rapport_auth::create_token(
+                app.store.as_ref(),
+                &rapport_access::audit::Actor::command_line("test"),
+                "cli",
+                &new,
+                app.state.clock.now_ms(),
+            )
+            .unwrap()
+            .1
+        });
         for spec in &routes {
             for (subject, patient) in [
                 (Subject::Mine, &world.mine),
                 (Subject::Other, &world.other),
                 (Subject::Own, &world.own),
             ] {
+                // A resource of the patient for the delete to remove (written before the
+                // count starts), and a fresh id for the create-on-update.
+                let target = uuid::Uuid::new_v4().to_string();
+                if spec.method == "DELETE" {
+                    tokio::task::block_in_place(|| {
+                        let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+                            "resource": {"resourceType": "Observation", "id": target, "status": "final", "code": {"text": "To delete"}, "subject": {"reference": format!("Patient/{patient}")}},
+                            "request": {"method": "PUT", "url": format!("Observation/{target}")}}]});
+                        let unit = rapport_ingest::Unit {
+                            name: "matrix.json".into(),
+                            kind: "file",
+                            payload: rapport_ingest::Payload::Value(bundle),
+                        };
+                        let report = rapport_ingest::apply_unit(
+                            app.store.as_ref(),
+                            &unit,
+                            app.state.clock.now_ms(),
+                            false,
+                        );
+                        assert!(report.errors.is_empty(), "{:?}", report.errors);
+                    });
+                }
                 let before = app.last_audit_seq();
-                let reply = request(&session, spec, patient).await;
+                let reply = request(&session, &token, spec, patient, &target).await;
                 let allowed = expected(role, subject, spec.access);
                 let case = format!(
                     "{role} {} {} on {subject:?}: {} {}",
@@ -206,9 +283,14 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
                         );
                     }
                     RouteAccess::PatientWrite => {
+                        let ok = match (spec.method, spec.path.starts_with("/fhir")) {
+                            ("POST" | "PUT", true) => 201,
+                            ("DELETE", true) => 204,
+                            _ => 303,
+                        };
                         assert_eq!(
                             reply.status,
-                            if allowed { 303 } else { 403 },
+                            if allowed { ok } else { 403 },
                             "{case}: {}",
                             reply.body
                         );

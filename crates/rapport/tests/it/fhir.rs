@@ -66,7 +66,17 @@ async fn the_capability_statement_says_what_is_supported() {
         .iter()
         .map(|i| i["code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, ["read", "vread", "history-instance"]);
+    assert_eq!(
+        codes,
+        [
+            "read",
+            "vread",
+            "update",
+            "delete",
+            "history-instance",
+            "create"
+        ]
+    );
     assert!(
         patient.get("searchParam").is_none(),
         "search is not claimed before it exists"
@@ -309,4 +319,186 @@ async fn patient_everything_returns_the_whole_compartment_to_those_who_may_read_
     .await;
     assert_eq!(status, 403);
     assert_outcome(&body, "forbidden");
+}
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Option<Value>) {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    if let Some(b) = body {
+        request = request
+            .header("content-type", "application/fhir+json")
+            .body(b.to_string());
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    (status, headers, serde_json::from_str(&text).ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_update_and_delete_keep_versions_and_if_match_guards_concurrent_edits_b22() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let t = token(&app, "coordinator@test.example", "user/*.*");
+    // Create a patient: 201, Location, ETag W/"1"; the creator joins the care team.
+    let new_patient = serde_json::json!({"resourceType": "Patient", "name": [{"family": "Test", "given": ["Patient"]}], "birthDate": "1980-02-03"});
+    let (status, headers, body) = send(
+        &app,
+        Method::POST,
+        "/fhir/Patient",
+        &t,
+        Some(new_patient),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{body:?}");
+    assert_eq!(headers["etag"], "W/\"1\"");
+    let id = body.unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        headers["location"].to_str().unwrap(),
+        format!("/fhir/Patient/{id}/_history/1")
+    );
+    let path = format!("/fhir/Patient/{id}");
+    let named = |n: &str| serde_json::json!({"resourceType": "Patient", "id": id, "name": [{"family": n}], "birthDate": "1980-02-03"});
+    // B22: the first PUT with If-Match W/"1" succeeds, a second with the same is refused.
+    let (status, headers, _) = send(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(named("A")),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["etag"], "W/\"2\"");
+    let (status, _, body) = send(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(named("B")),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(status, 412, "{body:?}");
+    assert_eq!(body.unwrap()["issue"][0]["code"], "conflict");
+    let (_, _, current) = get(&app, &path, Some(&t)).await;
+    assert_eq!(
+        current["name"][0]["family"], "A",
+        "the refused update changed nothing"
+    );
+    // The strong spelling of the same version is accepted; a malformed one is a 400.
+    let (status, headers, _) = send(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(named("C")),
+        &[("if-match", "\"2\"")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["etag"], "W/\"3\"");
+    let (status, _, body) = send(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(named("D")),
+        &[("if-match", "banana")],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body.unwrap()["issue"][0]["expression"][0], "If-Match");
+    // Prefer: return=minimal gives no body.
+    let (status, _, body) = send(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(named("E")),
+        &[("prefer", "return=minimal")],
+    )
+    .await;
+    assert_eq!((status, body), (200, None));
+    // Bad bodies: the wrong type, or another id, with the element named; nothing written.
+    let (status, _, body) = send(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(serde_json::json!({"resourceType": "Observation"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body.unwrap()["issue"][0]["expression"][0], "resourceType");
+    let (status, _, body) = send(
+        &app,
+        Method::PUT,
+        &path,
+        &t,
+        Some(serde_json::json!({"resourceType": "Patient", "id": "other"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body.unwrap()["issue"][0]["expression"][0], "Patient.id");
+    // Delete: 204, then the read is 410 and the history keeps every version.
+    let (status, _, _) = send(
+        &app,
+        Method::DELETE,
+        &path,
+        &t,
+        None,
+        &[("if-match", "W/\"4\"")],
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(get(&app, &path, Some(&t)).await.0, 410);
+    let (_, _, history) = get(&app, &format!("{path}/_history"), Some(&t)).await;
+    assert_eq!(history["total"], 5);
+    // Writes need a bearer token (a browser session could be forged cross-site) and a write scope.
+    let me = app.login("coordinator@test.example").await;
+    let r = app
+        .client
+        .post(app.url("/fhir/Patient"))
+        .header("cookie", &me.cookie)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let read_only = token(&app, "coordinator@test.example", "user/*.read");
+    let (status, _, _) = send(
+        &app,
+        Method::POST,
+        "/fhir/Patient",
+        &read_only,
+        Some(serde_json::json!({"resourceType": "Patient"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Every write was audited with the caller and the patient.
+    let writes: Vec<_> = app
+        .audit_after(0)
+        .into_iter()
+        .filter(|r| {
+            r.record.action.as_str() == "write"
+                && r.record.patient_id.as_deref() == Some(id.as_str())
+        })
+        .collect();
+    assert!(writes.len() >= 6, "{writes:#?}");
 }

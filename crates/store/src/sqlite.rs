@@ -353,7 +353,19 @@ impl WriteTx for SqliteTx<'_> {
         }
         Ok(())
     }
+
+    fn idle(&mut self) -> Result<()> {
+        if self.pending.len() >= MIN_IDLE_FLUSH {
+            self.flush()?;
+        }
+        Ok(())
+    }
 }
+
+/// Versions worth writing out while the importer waits for its next input: time that would be
+/// lost otherwise, and what is left for the commit (at the end of an import, when nothing else
+/// overlaps with it) gets smaller. Below this the sorted batches get too small to pay.
+const MIN_IDLE_FLUSH: usize = 200;
 
 /// Rows per multi-row INSERT statement.
 const BATCH_ROWS: usize = 100;

@@ -14,7 +14,7 @@ mod speculate;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use rapport_store::{Durability, ResourceKey, Store};
+use rapport_store::{Durability, ResourceKey, Store, StoreError};
 use serde_json::Value;
 
 pub use apply::{apply_prepared, apply_unit, apply_unit_audited, prepare, Prepared};
@@ -175,7 +175,10 @@ where
         });
         // Each group is one database transaction, applied input by input as they arrive, so
         // that writing overlaps with parsing the next inputs.
-        let mut inputs = receiver.into_iter().peekable();
+        let mut inputs = Inputs {
+            receiver,
+            next: None,
+        };
         while inputs.peek().is_some() {
             for (unit, report) in apply_group(store, &mut inputs, now_ms()) {
                 summary.inputs += 1;
@@ -222,6 +225,39 @@ where
     summary
 }
 
+/// The prepared inputs, as the parsing thread sends them.
+struct Inputs {
+    receiver: std::sync::mpsc::Receiver<(Unit, Prepared)>,
+    next: Option<(Unit, Prepared)>,
+}
+
+impl Inputs {
+    fn peek(&mut self) -> Option<&(Unit, Prepared)> {
+        if self.next.is_none() {
+            self.next = self.receiver.recv().ok();
+        }
+        self.next.as_ref()
+    }
+
+    /// The next input; `idle` runs first if it is not ready yet.
+    fn next_or_idle(
+        &mut self,
+        idle: &mut dyn FnMut() -> Result<(), StoreError>,
+    ) -> Result<Option<(Unit, Prepared)>, StoreError> {
+        if let Some(next) = self.next.take() {
+            return Ok(Some(next));
+        }
+        match self.receiver.try_recv() {
+            Ok(next) => Ok(Some(next)),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Ok(None),
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                idle()?;
+                Ok(self.receiver.recv().ok())
+            }
+        }
+    }
+}
+
 /// Inputs written in one database transaction. Committing once per group instead of once per
 /// input saves rewriting the same index pages at every commit. Inputs are applied as they come
 /// and the store writes its buffer out as it goes, so a group's size costs no memory here.
@@ -231,17 +267,14 @@ const GROUP_MAX_ENTRIES: usize = 100_000;
 /// Apply the next inputs of `inputs` in one transaction, until the group is full or the inputs
 /// run out; each input keeps its own outcome. If the group's commit fails, each of its inputs is
 /// applied again alone, so that one input's storage failure does not sink the others.
-fn apply_group(
-    store: &dyn Store,
-    inputs: &mut dyn Iterator<Item = (Unit, Prepared)>,
-    now_ms: i64,
-) -> Vec<(Unit, UnitReport)> {
+fn apply_group(store: &dyn Store, inputs: &mut Inputs, now_ms: i64) -> Vec<(Unit, UnitReport)> {
     let mut units: Vec<Unit> = Vec::new();
     let mut reports = Vec::new();
     let result = store.write(Durability::Deferred, &mut |tx| {
         let mut entries = 0;
         while units.len() < GROUP_MAX_INPUTS && entries < GROUP_MAX_ENTRIES {
-            let Some((unit, prepared)) = inputs.next() else {
+            // While the parser is behind, the store writes out what it has buffered.
+            let Some((unit, prepared)) = inputs.next_or_idle(&mut || tx.idle())? else {
                 break;
             };
             entries += prepared.entries();
@@ -253,7 +286,8 @@ fn apply_group(
     });
     if result.is_err() && units.is_empty() {
         // The transaction could not even begin: take one input so that the import moves on.
-        units.extend(inputs.next().map(|(unit, _)| unit));
+        inputs.peek();
+        units.extend(inputs.next.take().map(|(unit, _)| unit));
     }
     match result {
         Ok(()) => units.into_iter().zip(reports).collect(),

@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 use rapport::config::{GlobalStoreArgs, ServeArgs, StoreArgs};
 use rapport::{bench, import, open_store, shutdown_signal, Application};
 
+/// mimalloc rather than the system allocator: an import builds and frees millions of small JSON
+/// values and index rows, partly on the parsing thread and partly on the writer (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rapport",

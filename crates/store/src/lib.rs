@@ -171,6 +171,11 @@ pub trait WriteTx: AccessTx {
     fn find_ids(&mut self, query: &Query) -> Result<Vec<String>>;
     fn add_source(&mut self, source: &NewSource) -> Result<i64>;
     fn put(&mut self, version: NewVersion) -> Result<()>;
+    /// The caller has nothing to write for a while (an importer waiting for its next input): a
+    /// good time to write buffered versions out, so that less is left for the commit.
+    fn idle(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// When a committed write must be on disk.

@@ -26,6 +26,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("migrations/postgres/0002_accounts_audit.sql"),
     ),
+    (
+        3,
+        include_str!("migrations/postgres/0003_index_without_foreign_keys.sql"),
+    ),
 ];
 
 /// Serialises migrations of concurrent start-ups (pg_advisory_xact_lock key).

@@ -18,6 +18,10 @@ use crate::{
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_resources.sql")),
     (2, include_str!("migrations/sqlite/0002_accounts_audit.sql")),
+    (
+        3,
+        include_str!("migrations/sqlite/0003_index_without_foreign_keys.sql"),
+    ),
 ];
 
 /// Numbers of the search parameters (table `search_param`), by resource type and code.

@@ -215,3 +215,42 @@ pub fn record_access(
     })?;
     Ok(seq)
 }
+
+/// The resources among `found` that `principal` may read, for search results: one gathering of
+/// the account's relationships, then the decision per resource by the patient it belongs to
+/// (hard case B41: what may not be read is left out, and not counted).
+pub fn readable(
+    store: &dyn Store,
+    principal: &Principal,
+    found: Vec<rapport_store::StoredResource>,
+    now_ms: i64,
+) -> Result<Vec<rapport_store::StoredResource>> {
+    let facts = user_facts(store, principal, None, now_ms)?;
+    Ok(found
+        .into_iter()
+        .filter(|r| {
+            let ty = r.key.resource_type.as_str();
+            let patient = serde_json::from_str::<Value>(&r.content)
+                .ok()
+                .and_then(|v| {
+                    rapport_fhir::index::patient_key(
+                        ty,
+                        &r.key.id,
+                        &rapport_fhir::index::extract(&v),
+                    )
+                });
+            let decision = match &patient {
+                Some(p) => policy::decide_for_type(
+                    principal,
+                    p,
+                    &facts.facts_for(p),
+                    Action::Read,
+                    Some(ty),
+                    now_ms,
+                ),
+                None => policy::decide_directory(principal, ty, Action::Read),
+            };
+            decision.is_allowed()
+        })
+        .collect())
+}

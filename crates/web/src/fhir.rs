@@ -26,6 +26,7 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
             RouteAccess::PatientRead,
             get(read),
         )
+        .add("GET", "/fhir/{type}", RouteAccess::PatientList, get(search))
         .add(
             "POST",
             "/fhir/{type}",
@@ -243,6 +244,13 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
                 "versioning": "versioned",
                 "readHistory": true,
             });
+            r["searchParam"] = Value::Array(
+                searchable(t)
+                    .into_iter()
+                    .map(|p| json!({"name": p.code, "type": match p.kind { rapport_fhir::search_param::ParamKind::Token => "token", rapport_fhir::search_param::ParamKind::String => "string", rapport_fhir::search_param::ParamKind::Reference => "reference", _ => "token" }}))
+                    .collect(),
+            );
+            r["interaction"].as_array_mut().expect("an array").push(json!({"code": "search-type"}));
             if t == "Patient" {
                 r["operation"] = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]);
             }
@@ -1016,4 +1024,206 @@ async fn remove(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The search parameters a type supports here (FHIR R4 search.html): those of kinds the store can
+/// match today (token, string, reference) and `_id`. Listed in the CapabilityStatement.
+fn searchable(ty: &str) -> Vec<&'static rapport_fhir::search_param::SearchParamDef> {
+    use rapport_fhir::search_param::ParamKind;
+    rapport_fhir::search_param::params_for(ty)
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.kind,
+                ParamKind::Token | ParamKind::String | ParamKind::Reference
+            ) || p.code == "_id"
+        })
+        .collect()
+}
+
+const DEFAULT_COUNT: usize = 50;
+const MAX_COUNT: usize = 1000;
+/// Matches looked at per search; more is a 400 asking for narrower criteria (no silent cut).
+const MAX_MATCHES: u64 = 10_000;
+
+/// `GET /fhir/{type}?…` (search.html), first part: token (`system|code`, `|code`, `code`),
+/// string (starts with, accents and case ignored), reference (`Type/id`) and `_id`, all
+/// criteria combined with AND; `_count` and `_offset` paging. Unknown or unsupported parameters
+/// are ignored with a warning, or refused with `Prefer: handling=strict`. Only what the caller
+/// may read is returned or counted.
+async fn search(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path(ty): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
+    check_type_and_id(&ty, "search")?;
+    let strict = headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.contains("handling=strict"));
+    let raw = uri.query().unwrap_or("");
+    let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
+    let mut clauses = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut kept: Vec<String> = Vec::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = || {
+            percent_decode(value).parse::<usize>().map_err(|_| {
+                Outcome::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    format!("{name} must be a whole number"),
+                )
+                .at(name.to_owned())
+            })
+        };
+        match name {
+            "_count" => count = number()?.min(MAX_COUNT),
+            "_offset" => offset = number()?,
+            "_format" => check_format(
+                &FormatParam {
+                    format: Some(percent_decode(value)),
+                },
+                &headers,
+            )?,
+            _ => match rapport_fhir::query::parse(&ty, pair) {
+                Ok(q)
+                    if searchable(&ty)
+                        .iter()
+                        .any(|p| q.clauses.iter().all(|c| clause_param(c) == p.code)) =>
+                {
+                    clauses.extend(q.clauses);
+                    kept.push(pair.to_owned());
+                }
+                Ok(_) | Err(_) => {
+                    let why = format!("search parameter '{name}' is not supported on {ty} here");
+                    if strict {
+                        return Err(Outcome::new(StatusCode::BAD_REQUEST, "not-supported", why)
+                            .at(name.to_owned()));
+                    }
+                    warnings.push(why);
+                }
+            },
+        }
+    }
+    if clauses.is_empty() {
+        return Err(Outcome::new(
+            StatusCode::BAD_REQUEST,
+            "required",
+            format!(
+                "give at least one search parameter that {ty} supports here (see /fhir/metadata)"
+            ),
+        ));
+    }
+    let now = state.clock.now_ms();
+    let principal = caller.principal.clone();
+    let query = rapport_fhir::query::Query {
+        resource_type: ty.clone(),
+        clauses,
+    };
+    let (matches, limited) = state
+        .with_auth(move |s| {
+            let ids = s.search_ids(&query, MAX_MATCHES + 1)?;
+            let limited = ids.len() as u64 > MAX_MATCHES;
+            let keys: Vec<ResourceKey> = ids
+                .into_iter()
+                .map(|id| ResourceKey::new(query.resource_type.clone(), id))
+                .collect();
+            let found = s.read_many(&keys)?;
+            Ok((rapport_auth::readable(s, &principal, found, now)?, limited))
+        })
+        .await?;
+    if limited {
+        return Err(Outcome::new(
+            StatusCode::BAD_REQUEST,
+            "too-costly",
+            format!("more than {MAX_MATCHES} {ty} resources match; narrow the search"),
+        ));
+    }
+    let mut matches = matches;
+    matches.sort_by(|a, b| a.key.id.cmp(&b.key.id));
+    let total = matches.len();
+    let page: Vec<&StoredResource> = matches.iter().skip(offset).take(count).collect();
+    let record = {
+        let mut r = rapport_auth::access_record(
+            &caller.principal,
+            &caller.source,
+            Decision::Allow(rapport_access::policy::Basis::CareTeam),
+            Action::List,
+            None,
+            page.iter()
+                .map(|p| format!("{}/{}", p.key.resource_type, p.key.id))
+                .collect(),
+            now,
+        );
+        r.basis = "readable-results".into();
+        r.detail = format!(
+            "search {ty}?{}: {total} results",
+            kept.join("&")
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+        );
+        r
+    };
+    state
+        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+        .await?;
+    let link = |o: usize| format!("/fhir/{ty}?{}&_count={count}&_offset={o}", kept.join("&"));
+    let mut links = vec![json!({"relation": "self", "url": link(offset)})];
+    if offset + count < total {
+        links.push(json!({"relation": "next", "url": link(offset + count)}));
+    }
+    if offset > 0 {
+        links.push(json!({"relation": "previous", "url": link(offset.saturating_sub(count))}));
+    }
+    let mut body = String::new();
+    body.push_str(&format!("{{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":{total},\"link\":{},\"entry\":[", Value::Array(links)));
+    let mut first = true;
+    for r in &page {
+        if !first {
+            body.push(',');
+        }
+        first = false;
+        body.push_str(&format!(
+            "{{\"fullUrl\":{},\"resource\":",
+            Value::String(format!("{}/{}", r.key.resource_type, r.key.id))
+        ));
+        body.push_str(&r.content);
+        body.push_str(",\"search\":{\"mode\":\"match\"}}");
+    }
+    if !warnings.is_empty() {
+        let issues: Vec<Value> = warnings
+            .iter()
+            .map(|w| json!({"severity": "warning", "code": "not-supported", "diagnostics": w}))
+            .collect();
+        if !first {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            "{{\"resource\":{},\"search\":{{\"mode\":\"outcome\"}}}}",
+            json!({"resourceType": "OperationOutcome", "issue": issues})
+        ));
+    }
+    body.push_str("]}");
+    Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body).into_response())
+}
+
+fn clause_param(c: &rapport_fhir::query::Clause) -> &str {
+    use rapport_fhir::query::Clause;
+    match c {
+        Clause::Id(_) => "_id",
+        Clause::Token { param, .. }
+        | Clause::String { param, .. }
+        | Clause::Reference { param, .. } => param,
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }

@@ -161,6 +161,7 @@ async fn request(
         ("DELETE", "/fhir/{type}/{id}") => {
             api(reqwest::Method::DELETE, format!("/fhir/Observation/{target}"), None).await
         }
+        ("GET", "/fhir/{type}") => session.get(&format!("/fhir/Patient?_id={patient}")).await,
         ("GET", "/patients") => session.get("/patients").await,
         ("POST", "/patients") => session.submit("/patients", &[]).await,
         ("GET", "/patients/{id}") => session.get(&format!("/patients/{patient}")).await,
@@ -252,6 +253,18 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
                 let r = &records[0].record;
                 assert_eq!(r.actor.label, email, "{case}");
                 match spec.access {
+                    RouteAccess::PatientList if spec.path.starts_with("/fhir") => {
+                        // A FHIR search leaves out, and does not count, what may not be read.
+                        let bundle: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+                        assert_eq!(reply.status, 200, "{case}");
+                        assert_eq!(bundle["total"], if allowed { 1 } else { 0 }, "{case}");
+                        assert_eq!(r.action.as_str(), "list", "{case}");
+                        assert_eq!(
+                            r.entities.contains(&format!("Patient/{patient}")),
+                            allowed,
+                            "{case}"
+                        );
+                    }
                     RouteAccess::PatientList => {
                         let listed = reply
                             .body

@@ -74,12 +74,9 @@ async fn the_capability_statement_says_what_is_supported() {
             "update",
             "delete",
             "history-instance",
-            "create"
+            "create",
+            "search-type"
         ]
-    );
-    assert!(
-        patient.get("searchParam").is_none(),
-        "search is not claimed before it exists"
     );
     let (status, _, body) = get(&app, "/fhir/metadata?_format=xml", None).await;
     assert_eq!(status, 406);
@@ -501,4 +498,119 @@ async fn create_update_and_delete_keep_versions_and_if_match_guards_concurrent_e
         })
         .collect();
     assert!(writes.len() >= 6, "{writes:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_by_token_string_and_reference_returns_only_what_may_be_read_b41() {
+    let app = spawn_app().await;
+    let ids = app.patient_ids();
+    let t = token(&app, "coordinator@test.example", "user/*.read");
+    // Identifier token (the Synthea MRN system and value), accent-blind name, and a reference.
+    let (status, _, body) = get(&app, "/fhir/Patient?identifier=https://github.com/synthetichealth/synthea|e27d88b0-c5e5-4042-ad49-184f6a900ee3", Some(&t)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["type"], "searchset");
+    assert_eq!(body["total"], 1);
+    assert!(body["entry"][0]["resource"]["name"][0]["given"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("Luigi"));
+    let (_, _, body) = get(&app, "/fhir/Patient?family=ordonez", Some(&t)).await;
+    assert_eq!(body["total"], 1, "{body}");
+    let patient = ids[0].clone();
+    let expected = tokio::task::block_in_place(|| {
+        app.store
+            .patient_record(&patient)
+            .unwrap()
+            .iter()
+            .filter(|r| r.key.resource_type == "Observation")
+            .count()
+    });
+    let (_, _, body) = get(
+        &app,
+        &format!("/fhir/Observation?subject=Patient/{patient}&_count=10"),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(body["total"], expected, "{body}");
+    assert_eq!(body["entry"].as_array().unwrap().len(), expected.min(10));
+    if expected > 10 {
+        let next = body["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (_, _, page2) = get(&app, &next, Some(&t)).await;
+        let first: Vec<&str> = body["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"]["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            page2["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| !first.contains(&e["resource"]["id"].as_str().unwrap())),
+            "pages do not overlap"
+        );
+    }
+    // B41: someone without a relationship gets no results and no count.
+    tokio::task::block_in_place(|| {
+        app.add_user("stranger@test.example", "coordinator", None, None)
+    });
+    let stranger = token(&app, "stranger@test.example", "user/*.read");
+    let (status, _, body) = get(
+        &app,
+        &format!("/fhir/Observation?subject=Patient/{patient}"),
+        Some(&stranger),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["total"], 0);
+    // Unsupported parameters: a warning in lenient mode, a 400 when strict; no criteria is a 400.
+    let (status, _, body) = get(
+        &app,
+        &format!("/fhir/Observation?subject=Patient/{patient}&date=ge2020"),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let last = body["entry"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["search"]["mode"], "outcome");
+    let r = app
+        .client
+        .get(app.url(&format!(
+            "/fhir/Observation?subject=Patient/{patient}&date=ge2020"
+        )))
+        .bearer_auth(&t)
+        .header("prefer", "handling=strict")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(get(&app, "/fhir/Observation", Some(&t)).await.0, 400);
+    // The CapabilityStatement lists exactly these parameters.
+    let (_, _, cap) = get(&app, "/fhir/metadata", None).await;
+    let patient_cap = cap["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = patient_cap["searchParam"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"identifier") && names.contains(&"family") && !names.contains(&"birthdate"),
+        "{names:?}"
+    );
 }

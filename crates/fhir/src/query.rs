@@ -26,6 +26,72 @@ pub enum Clause {
         target_type: String,
         target_id: String,
     },
+    /// Date with a prefix; the value is the range its precision covers, `[start, end)` in ms.
+    Date {
+        param: &'static str,
+        prefix: DatePrefix,
+        start: i64,
+        end: i64,
+    },
+}
+
+/// Comparison prefixes of date search (FHIR R4 search.html#prefix and #date). Both the search
+/// value and the stored value are ranges given by their precision (`2020` is the whole year).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatePrefix {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Sa,
+    Eb,
+    Ap,
+}
+
+impl DatePrefix {
+    /// Split a leading prefix off a date search value (`ge2020-01` → Ge, `2020-01`).
+    pub fn split(value: &str) -> (DatePrefix, &str) {
+        let prefixes = [
+            ("eq", DatePrefix::Eq),
+            ("ne", DatePrefix::Ne),
+            ("gt", DatePrefix::Gt),
+            ("lt", DatePrefix::Lt),
+            ("ge", DatePrefix::Ge),
+            ("le", DatePrefix::Le),
+            ("sa", DatePrefix::Sa),
+            ("eb", DatePrefix::Eb),
+            ("ap", DatePrefix::Ap),
+        ];
+        for (text, prefix) in prefixes {
+            if let Some(rest) = value.strip_prefix(text) {
+                return (prefix, rest);
+            }
+        }
+        (DatePrefix::Eq, value)
+    }
+
+    /// Whether a stored range `[rs, re)` matches the search range `[vs, ve)` under this prefix.
+    /// - eq: the stored range lies within the search range; ne: it does not.
+    /// - gt / lt: some of the stored range lies after / before the search range.
+    /// - ge / le: gt / lt, or eq.
+    /// - sa / eb: the stored range starts after / ends before the search range.
+    /// - ap: the ranges overlap (Rapport's reading of "approximately").
+    pub fn holds(self, rs: i64, re: i64, vs: i64, ve: i64) -> bool {
+        let eq = rs >= vs && re <= ve;
+        match self {
+            DatePrefix::Eq => eq,
+            DatePrefix::Ne => !eq,
+            DatePrefix::Gt => re > ve,
+            DatePrefix::Lt => rs < vs,
+            DatePrefix::Ge => re > ve || eq,
+            DatePrefix::Le => rs < vs || eq,
+            DatePrefix::Sa => rs >= ve,
+            DatePrefix::Eb => re <= vs,
+            DatePrefix::Ap => rs < ve && re > vs,
+        }
+    }
 }
 
 /// A query on one resource type: all clauses must hold.
@@ -95,6 +161,21 @@ pub fn parse(resource_type: &str, query: &str) -> Result<Query, FhirError> {
                     ))
                 }
             },
+            ParamKind::Date => {
+                let (prefix, rest) = DatePrefix::split(&value);
+                let range = crate::date::parse_range(rest).ok_or_else(|| {
+                    FhirError::invalid(
+                        "query",
+                        format!("'{value}' is not a date for '{name}' (e.g. 2020, 2020-05, ge2020-05-01)"),
+                    )
+                })?;
+                Clause::Date {
+                    param: def.code,
+                    prefix,
+                    start: range.start,
+                    end: range.end,
+                }
+            }
             _ => {
                 return Err(FhirError::invalid(
                     "query",
@@ -136,6 +217,15 @@ pub fn matches(query: &Query, id: &str, rows: &crate::index::IndexRows) -> bool 
         } => rows.references.iter().any(|r| {
             r.param == *param && r.target_type == *target_type && r.target_id == *target_id
         }),
+        Clause::Date {
+            param,
+            prefix,
+            start,
+            end,
+        } => rows
+            .dates
+            .iter()
+            .any(|d| d.param == *param && prefix.holds(d.range.start, d.range.end, *start, *end)),
     })
 }
 
@@ -174,6 +264,29 @@ mod tests {
                 code: "1".into()
             }]
         );
+    }
+
+    #[test]
+    fn date_prefixes_compare_ranges_at_their_precision() {
+        let q = parse("Patient", "birthdate=1970").unwrap();
+        let Clause::Date {
+            prefix, start, end, ..
+        } = q.clauses[0].clone()
+        else {
+            panic!()
+        };
+        assert_eq!(prefix, DatePrefix::Eq);
+        let day = crate::date::parse_range("1970-05-01").unwrap();
+        // search.html#date: birthdate=1970 matches a birth date of 1970-05-01.
+        assert!(prefix.holds(day.start, day.end, start, end));
+        let next_year = crate::date::parse_range("1971-01-01").unwrap();
+        assert!(!DatePrefix::Eq.holds(next_year.start, next_year.end, start, end));
+        assert!(DatePrefix::Gt.holds(next_year.start, next_year.end, start, end));
+        assert!(DatePrefix::Sa.holds(next_year.start, next_year.end, start, end));
+        assert!(DatePrefix::Ge.holds(day.start, day.end, start, end));
+        assert!(!DatePrefix::Lt.holds(day.start, day.end, start, end));
+        assert!(DatePrefix::Ne.holds(next_year.start, next_year.end, start, end));
+        assert!(parse("Patient", "birthdate=ge19x").is_err());
     }
 
     #[test]

@@ -98,6 +98,44 @@ pub(crate) fn find_ids_limited(query: &Query, layout: &dyn IndexLayout, limit: u
                 let condition = format!("value >= {lo} AND value < {hi}");
                 layout.select_ids(&mut sql, "idx_string", ty, param, &condition)
             }
+            Clause::Date {
+                param,
+                prefix,
+                start,
+                end,
+            } => {
+                // The same comparisons as DatePrefix::holds, on [start_ms, end_ms). Only the
+                // bounds a comparison uses are bound (PostgreSQL refuses unused parameters).
+                use rapport_fhir::query::DatePrefix as P;
+                let (uses_start, uses_end) = match prefix {
+                    P::Gt | P::Sa => (false, true),
+                    P::Lt | P::Eb => (true, false),
+                    _ => (true, true),
+                };
+                let vs = if uses_start {
+                    sql.bind(Arg::Int(*start))
+                } else {
+                    String::new()
+                };
+                let ve = if uses_end {
+                    sql.bind(Arg::Int(*end))
+                } else {
+                    String::new()
+                };
+                let eq = format!("(start_ms >= {vs} AND end_ms <= {ve})");
+                let condition = match prefix {
+                    P::Eq => eq,
+                    P::Ne => format!("NOT {eq}"),
+                    P::Gt => format!("end_ms > {ve}"),
+                    P::Lt => format!("start_ms < {vs}"),
+                    P::Ge => format!("(end_ms > {ve} OR {eq})"),
+                    P::Le => format!("(start_ms < {vs} OR {eq})"),
+                    P::Sa => format!("start_ms >= {ve}"),
+                    P::Eb => format!("end_ms <= {vs}"),
+                    P::Ap => format!("(start_ms < {ve} AND end_ms > {vs})"),
+                };
+                layout.select_ids(&mut sql, "idx_date", ty, param, &condition)
+            }
             Clause::Reference {
                 param,
                 target_type,

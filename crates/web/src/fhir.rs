@@ -247,7 +247,7 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
             r["searchParam"] = Value::Array(
                 searchable(t)
                     .into_iter()
-                    .map(|p| json!({"name": p.code, "type": match p.kind { rapport_fhir::search_param::ParamKind::Token => "token", rapport_fhir::search_param::ParamKind::String => "string", rapport_fhir::search_param::ParamKind::Reference => "reference", _ => "token" }}))
+                    .map(|p| json!({"name": p.code, "type": match p.kind { rapport_fhir::search_param::ParamKind::Token => "token", rapport_fhir::search_param::ParamKind::String => "string", rapport_fhir::search_param::ParamKind::Reference => "reference", rapport_fhir::search_param::ParamKind::Date => "date", _ => "token" }}))
                     .collect(),
             );
             r["interaction"].as_array_mut().expect("an array").push(json!({"code": "search-type"}));
@@ -1027,7 +1027,7 @@ async fn remove(
 }
 
 /// The search parameters a type supports here (FHIR R4 search.html): those of kinds the store can
-/// match today (token, string, reference) and `_id`. Listed in the CapabilityStatement.
+/// match today (token, string, reference, date) and `_id`. Listed in the CapabilityStatement.
 fn searchable(ty: &str) -> Vec<&'static rapport_fhir::search_param::SearchParamDef> {
     use rapport_fhir::search_param::ParamKind;
     rapport_fhir::search_param::params_for(ty)
@@ -1035,7 +1035,7 @@ fn searchable(ty: &str) -> Vec<&'static rapport_fhir::search_param::SearchParamD
         .filter(|p| {
             matches!(
                 p.kind,
-                ParamKind::Token | ParamKind::String | ParamKind::Reference
+                ParamKind::Token | ParamKind::String | ParamKind::Reference | ParamKind::Date
             ) || p.code == "_id"
         })
         .collect()
@@ -1047,7 +1047,8 @@ const MAX_COUNT: usize = 1000;
 const MAX_MATCHES: u64 = 10_000;
 
 /// `GET /fhir/{type}?…` (search.html), first part: token (`system|code`, `|code`, `code`),
-/// string (starts with, accents and case ignored), reference (`Type/id`) and `_id`, all
+/// string (starts with, accents and case ignored), reference (`Type/id`), date (prefixes eq ne
+/// gt lt ge le sa eb ap, compared at the value's precision) and `_id`, all
 /// criteria combined with AND; `_count` and `_offset` paging. Unknown or unsupported parameters
 /// are ignored with a warning, or refused with `Prefer: handling=strict`. Only what the caller
 /// may read is returned or counted.
@@ -1218,7 +1219,8 @@ fn clause_param(c: &rapport_fhir::query::Clause) -> &str {
         Clause::Id(_) => "_id",
         Clause::Token { param, .. }
         | Clause::String { param, .. }
-        | Clause::Reference { param, .. } => param,
+        | Clause::Reference { param, .. }
+        | Clause::Date { param, .. } => param,
     }
 }
 

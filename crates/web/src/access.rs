@@ -14,6 +14,23 @@ pub(crate) struct Granted {
     pub decision: Decision,
     pub patient: String,
     pub action: Action,
+    /// The facts the decision was made on, so that a handler can ask a second question (may
+    /// this reader also write?) without gathering them again.
+    pub facts: rapport_access::Facts,
+}
+
+impl Granted {
+    /// Would `action` be allowed too, on the same facts?
+    pub(crate) fn also_allows(&self, caller: &Caller, action: Action, now_ms: i64) -> bool {
+        rapport_access::decide(
+            &caller.principal,
+            &self.patient,
+            &self.facts,
+            action,
+            now_ms,
+        )
+        .is_allowed()
+    }
 }
 
 impl Granted {
@@ -49,13 +66,15 @@ pub(crate) async fn require(
     }
     let now = state.clock.now_ms();
     let (principal, id) = (caller.principal.clone(), patient.to_owned());
-    let decision = state
-        .with_auth(move |s| rapport_auth::authorize(s, &principal, &id, action, now))
+    let facts = state
+        .with_auth(move |s| rapport_auth::facts_for(s, &principal, &id, now))
         .await?;
+    let decision = rapport_access::decide(&caller.principal, patient, &facts, action, now);
     let granted = Granted {
         decision,
         patient: patient.to_owned(),
         action,
+        facts,
     };
     match decision {
         Decision::Allow(_) => Ok(granted),

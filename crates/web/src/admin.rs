@@ -201,19 +201,11 @@ async fn create_user(
         caller.source.clone(),
         state.clock.now_ms(),
     );
-    match state
+    // Refusals (a weak password, an existing e-mail…) become 400 pages in WebError.
+    state
         .with_auth(move |s| rapport_auth::create_user(s, &actor, &source, &account, now))
-        .await
-    {
-        Ok(_) => Ok(Redirect::to("/admin/users").into_response()),
-        Err(WebError::Auth(e)) if !matches!(e, rapport_auth::AuthError::Store(_)) => {
-            Err(WebError::BadRequest(e.to_string()))
-        }
-        Err(WebError::Auth(rapport_auth::AuthError::Store(
-            rapport_store::StoreError::Duplicate(what),
-        ))) => Err(WebError::BadRequest(format!("{what} already exists."))),
-        Err(e) => Err(e),
-    }
+        .await?;
+    Ok(Redirect::to("/admin/users").into_response())
 }
 
 #[derive(Deserialize)]
@@ -295,13 +287,8 @@ async fn assign(
             rapport_auth::assign(s, &actor, &source, &user.email, &f.patient, f.assigned, now)
         })
         .await;
-    match result {
-        Ok(_) => Ok(Redirect::to("/admin/users").into_response()),
-        Err(WebError::Auth(e)) if !matches!(e, rapport_auth::AuthError::Store(_)) => {
-            Err(WebError::BadRequest(e.to_string()))
-        }
-        Err(e) => Err(e),
-    }
+    result?;
+    Ok(Redirect::to("/admin/users").into_response())
 }
 
 #[derive(Deserialize, Default)]

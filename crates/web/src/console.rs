@@ -268,13 +268,7 @@ async fn patient_page(
         })
         .collect();
     // Offer the note form only to those who may write (a caregiver may have read-only access).
-    let may_write = {
-        let (principal, pid, now) = (caller.principal.clone(), id.clone(), state.clock.now_ms());
-        state
-            .with_auth(move |s| rapport_auth::authorize(s, &principal, &pid, Action::Write, now))
-            .await?
-            .is_allowed()
-    };
+    let may_write = granted.also_allows(&caller, Action::Write, state.clock.now_ms());
     // The whole compartment was read: one audit record names it (`Patient/id/*`).
     access::record(&state, &caller, &granted, vec![format!("Patient/{id}/*")]).await?;
     let body = html! {
@@ -383,6 +377,32 @@ pub(crate) struct BreakGlassForm {
     reason: String,
 }
 
+/// Record a break-the-glass request that granted nothing new (already allowed, refused, or
+/// incomplete): every such request leaves one audit record.
+async fn record_break_glass_request(
+    state: &AppState,
+    caller: &Caller,
+    decision: Decision,
+    id: &str,
+    detail: &str,
+    now: i64,
+) -> Result<(), WebError> {
+    let mut record = rapport_auth::access_record(
+        &caller.principal,
+        &caller.source,
+        decision,
+        Action::Read,
+        Some(id),
+        vec![format!("Patient/{id}")],
+        now,
+    );
+    record.action = rapport_access::audit::AuditAction::BreakGlass;
+    record.detail = detail.to_owned();
+    state
+        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+        .await
+}
+
 /// Break the glass (hard case B43): care staff not on the patient's care team state a reason and
 /// get time-limited access to this one patient, recorded and flagged for review.
 async fn break_glass(
@@ -404,36 +424,19 @@ async fn break_glass(
     match decision {
         // Already allowed: nothing to break; the request is still recorded.
         Decision::Allow(_) => {
-            let mut record = rapport_auth::access_record(
-                &caller.principal,
-                &caller.source,
+            record_break_glass_request(
+                &state,
+                &caller,
                 decision,
-                Action::Read,
-                Some(&id),
-                vec![format!("Patient/{id}")],
+                &id,
+                "not needed: access already allowed",
                 now,
-            );
-            record.action = rapport_access::audit::AuditAction::BreakGlass;
-            record.detail = "not needed: access already allowed".into();
-            state
-                .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
-                .await?;
+            )
+            .await?;
             Ok(to)
         }
         Decision::Deny(denial) if !caller.principal.may_break_glass() => {
-            let mut record = rapport_auth::access_record(
-                &caller.principal,
-                &caller.source,
-                decision,
-                Action::Read,
-                Some(&id),
-                vec![format!("Patient/{id}")],
-                now,
-            );
-            record.action = rapport_access::audit::AuditAction::BreakGlass;
-            state
-                .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
-                .await?;
+            record_break_glass_request(&state, &caller, decision, &id, "", now).await?;
             Err(WebError::Forbidden {
                 message: denial.message().to_owned(),
                 break_glass_for: None,
@@ -448,37 +451,27 @@ async fn break_glass(
                     .is_some_and(|r| !r.deleted)
             };
             if !exists {
-                let mut record = rapport_auth::access_record(
-                    &caller.principal,
-                    &caller.source,
+                record_break_glass_request(
+                    &state,
+                    &caller,
                     decision,
-                    Action::Read,
-                    Some(&id),
-                    vec![format!("Patient/{id}")],
+                    &id,
+                    "refused: no such patient",
                     now,
-                );
-                record.action = rapport_access::audit::AuditAction::BreakGlass;
-                record.detail = "refused: no such patient".into();
-                state
-                    .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
-                    .await?;
+                )
+                .await?;
                 return Err(WebError::NotFound);
             }
             if form.reason.trim().chars().count() < 5 {
-                let mut record = rapport_auth::access_record(
-                    &caller.principal,
-                    &caller.source,
+                record_break_glass_request(
+                    &state,
+                    &caller,
                     decision,
-                    Action::Read,
-                    Some(&id),
-                    vec![format!("Patient/{id}")],
+                    &id,
+                    "refused: reason missing or too short",
                     now,
-                );
-                record.action = rapport_access::audit::AuditAction::BreakGlass;
-                record.detail = "refused: reason missing or too short".into();
-                state
-                    .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
-                    .await?;
+                )
+                .await?;
                 return Err(WebError::BadRequest("Breaking the glass needs a reason: say in a few words why you need this record now.".into()));
             }
             let (principal, source, reason, duration) = (

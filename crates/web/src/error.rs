@@ -63,6 +63,10 @@ impl IntoResponse for WebError {
             ),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Cannot do that", m.clone()),
             WebError::Auth(rapport_auth::AuthError::Invalid(m)) => (StatusCode::BAD_REQUEST, "Cannot do that", m.clone()),
+            WebError::Auth(rapport_auth::AuthError::Store(rapport_store::StoreError::Duplicate(what)))
+            | WebError::Store(rapport_store::StoreError::Duplicate(what)) => {
+                (StatusCode::BAD_REQUEST, "Cannot do that", format!("{what} already exists."))
+            }
             WebError::Auth(
                 e @ (rapport_auth::AuthError::UnknownUser(_)
                 | rapport_auth::AuthError::UnknownPatient(_)

@@ -192,13 +192,24 @@ pub struct ChainedRecord {
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// The hash of record number `seq` that follows a record with hash `prev`.
+/// SHA-256 of [`CHAIN_PREFIX`], `prev`, `seq` as 8 big-endian bytes and [`hashed_body`]. (The
+/// PostgreSQL store computes the same in SQL so that an append is one statement; a test holds the
+/// two to the same value.)
 pub fn chain_hash(prev: &[u8; 32], seq: i64, record: &AuditRecord) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(b"rapport-audit-v1\0");
+    h.update(CHAIN_PREFIX);
     h.update(prev);
     h.update(seq.to_be_bytes());
-    h.update(serde_json::to_vec(record).expect("an audit record serialises"));
+    h.update(hashed_body(record));
     h.finalize().into()
+}
+
+/// The domain-separation prefix of every chain hash.
+pub const CHAIN_PREFIX: &[u8] = b"rapport-audit-v1\0";
+
+/// The bytes of a record that its chain hash covers: its JSON form.
+pub fn hashed_body(record: &AuditRecord) -> Vec<u8> {
+    serde_json::to_vec(record).expect("an audit record serialises")
 }
 
 /// Where the chain breaks.

@@ -532,17 +532,7 @@ pub struct VerifiedChain {
 pub fn verify_audit_head(
     store: &dyn Store,
 ) -> Result<std::result::Result<VerifiedChain, BrokenLink>> {
-    let mut verifier = ChainVerifier::default();
-    let mut broken = None;
-    walk_audit(store, &mut |batch| {
-        for r in batch {
-            if broken.is_none() {
-                if let Err(b) = verifier.check(r) {
-                    broken = Some(b);
-                }
-            }
-        }
-    })?;
+    let (verifier, broken) = check_chain(store)?;
     let (head_seq, head_hash) = verifier.head();
     Ok(match broken {
         Some(b) => Err(b),
@@ -556,21 +546,46 @@ pub fn verify_audit_head(
 
 /// Check the audit chain from its first record: the number of records, or the first broken link.
 pub fn verify_audit(store: &dyn Store) -> Result<std::result::Result<u64, BrokenLink>> {
-    let mut verifier = ChainVerifier::default();
-    let mut broken = None;
-    walk_audit(store, &mut |batch| {
-        for r in batch {
-            if broken.is_none() {
-                if let Err(b) = verifier.check(r) {
-                    broken = Some(b);
-                }
-            }
-        }
-    })?;
+    let (verifier, broken) = check_chain(store)?;
     Ok(match broken {
         Some(b) => Err(b),
         None => Ok(verifier.count()),
     })
+}
+
+/// Walk the chain from its first record, and hold it against the head row the last append left
+/// (read first, so that records appended during the walk do not count against it): the record
+/// the head names must be there with the head's hash, which notices records removed from the end.
+fn check_chain(store: &dyn Store) -> Result<(ChainVerifier, Option<BrokenLink>)> {
+    let (head_seq, head_hash) = store.audit_head()?;
+    let mut verifier = ChainVerifier::default();
+    let mut broken = None;
+    walk_audit(store, &mut |batch| {
+        for r in batch {
+            if broken.is_some() {
+                return;
+            }
+            if let Err(b) = verifier.check(r) {
+                broken = Some(b);
+            } else if r.seq == head_seq && Some(r.hash) != head_hash {
+                broken = Some(BrokenLink {
+                    seq: r.seq,
+                    reason: "the record differs from the chain head recorded when it was appended"
+                        .into(),
+                });
+            }
+        }
+    })?;
+    let last = verifier.head().0;
+    if broken.is_none() && last < head_seq {
+        broken = Some(BrokenLink {
+            seq: last + 1,
+            reason: format!(
+                "the trail ends at record {last} but records up to {head_seq} were appended: records were removed"
+            ),
+        });
+    }
+    Ok((verifier, broken))
 }
 
 /// Record that the audit trail was exported.

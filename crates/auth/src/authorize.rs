@@ -85,13 +85,12 @@ pub fn user_facts(
     let mut facts = UserFacts::default();
     facts.care_team.extend(rows.assigned);
     if principal.roles.iter().any(|r| r.is_care_staff()) {
-        if let Some(pid) = store
-            .user_by_id(principal.user_id)?
-            .and_then(|u| u.practitioner_id)
-        {
+        // The principal is read from the account on every request (session or token lookup),
+        // so its Practitioner link is current.
+        if let Some(pid) = &principal.practitioner_id {
             facts
                 .care_team
-                .extend(care_team_patients(store, &pid, patient, now_ms)?);
+                .extend(care_team_patients(store, pid, patient, now_ms)?);
         }
     }
     facts.grants.extend(rows.grants);
@@ -205,11 +204,12 @@ pub fn record_access(
     record: &AuditRecord,
     touch_session: Option<(&[u8; 32], i64)>,
 ) -> Result<i64> {
+    let Some((hash, now)) = touch_session else {
+        return Ok(store.append_audit_committed(record)?);
+    };
     let mut seq = 0;
     store.write(Durability::Immediate, &mut |tx| {
-        if let Some((hash, now)) = touch_session {
-            tx.touch_session(hash, now)?;
-        }
+        tx.touch_session(hash, now)?;
         seq = tx.append_audit(record)?;
         Ok(())
     })?;

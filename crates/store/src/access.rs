@@ -120,6 +120,12 @@ pub trait AccessStore {
     fn audit_page(&self, filter: &AuditFilter) -> Result<Vec<ChainedRecord>>;
     /// Audit records with `seq > after_seq`, oldest first, at most `limit` (verification, export).
     fn audit_after(&self, after_seq: i64, limit: u64) -> Result<Vec<ChainedRecord>>;
+    /// The chain's head as the last append left it: its sequence number and hash (0 and `None`
+    /// before the first record).
+    fn audit_head(&self) -> Result<(i64, Option<[u8; 32]>)>;
+    /// Append `record` to the audit chain in a transaction of its own, committed durably before
+    /// this returns (the record of a read or a refusal, which changes nothing else).
+    fn append_audit_committed(&self, record: &rapport_access::audit::AuditRecord) -> Result<i64>;
 }
 
 /// Writes of access data, inside a [`crate::Store::write`] transaction.

@@ -1,7 +1,7 @@
 //! PostgreSQL side of [`AccessStore`] and [`AccessTx`] (schema in
 //! migrations/postgres/0002_accounts_audit.sql). The twin of sqlite_access.rs.
 
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use postgres::Row;
 use rapport_access::audit::{self, Actor, AuditAction, AuditRecord, ChainedRecord, Outcome};
 
@@ -11,10 +11,6 @@ use crate::access::{
 };
 use crate::pg::{PgStore, PgTx};
 use crate::{Result, StoreError};
-
-/// Serialises appends to the audit chain (pg_advisory_xact_lock key): each record must link to
-/// the one committed before it, so two transactions may not read the same head.
-const AUDIT_LOCK: i64 = 0x0052_4150_4155_4454;
 
 const USER_COLUMNS: &str = "u.user_id, u.email, u.name, u.roles, u.patient_id, u.practitioner_id, u.password_hash, u.disabled, u.failed_sign_ins, u.locked_until, u.created_at";
 
@@ -49,6 +45,67 @@ fn token_from_row(r: &Row) -> TokenRecord {
 }
 
 const AUDIT_COLUMNS: &str = "seq, recorded_at, actor_user_id, actor, actor_role, action, outcome, patient_key, entities, source, basis, purpose, flagged, detail, prev_hash, hash";
+
+/// Append one record to the audit chain in one statement (one round trip). The head row is
+/// locked first (`FOR UPDATE`: a concurrent appender waits, then sees the head the other one
+/// committed, schema 4), and the record's hash is computed here exactly as
+/// `rapport_access::audit::chain_hash` does: SHA-256 of the domain prefix, the previous hash, the
+/// sequence number as 8 big-endian bytes (`int8send`) and the record's JSON ($14).
+/// Alone it is a transaction of its own (autocommit, durable: synchronous_commit is on); inside a
+/// write transaction it commits with the action it records.
+const APPEND_AUDIT: &str = "WITH head AS (
+       SELECT seq + 1 AS seq, COALESCE(hash, '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea) AS prev
+       FROM audit_head WHERE id = 1 FOR UPDATE),
+     linked AS (
+       SELECT seq, prev, sha256($15 || prev || int8send(seq) || $14) AS hash FROM head),
+     appended AS (
+       INSERT INTO audit_event (seq, recorded_at, actor_user_id, actor, actor_role, action, outcome, patient_key, entities, source, basis, purpose, flagged, detail, prev_hash, hash)
+       SELECT seq, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, prev, hash FROM linked
+       RETURNING seq, hash)
+   UPDATE audit_head SET seq = appended.seq, hash = appended.hash FROM appended WHERE id = 1
+   RETURNING appended.seq";
+
+/// The values of [`APPEND_AUDIT`]'s parameters, owned so that they outlive the borrow.
+struct AppendValues<'a> {
+    r: &'a AuditRecord,
+    action: &'static str,
+    outcome: &'static str,
+    entities: String,
+    body: &'a [u8],
+}
+
+fn append_params<'a>(r: &'a AuditRecord, body: &'a [u8]) -> AppendValues<'a> {
+    AppendValues {
+        r,
+        action: r.action.as_str(),
+        outcome: r.outcome.as_str(),
+        entities: serde_json::to_string(&r.entities).expect("strings serialise"),
+        body,
+    }
+}
+
+impl AppendValues<'_> {
+    fn as_params(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        let r = self.r;
+        vec![
+            (&r.recorded_ms, Type::INT8),
+            (&r.actor.user_id, Type::INT8),
+            (&r.actor.label, Type::TEXT),
+            (&r.actor.role, Type::TEXT),
+            (&self.action, Type::TEXT),
+            (&self.outcome, Type::TEXT),
+            (&r.patient_id, Type::TEXT),
+            (&self.entities, Type::TEXT),
+            (&r.source, Type::TEXT),
+            (&r.basis, Type::TEXT),
+            (&r.purpose, Type::TEXT),
+            (&r.flagged, Type::BOOL),
+            (&r.detail, Type::TEXT),
+            (&self.body, Type::BYTEA),
+            (&audit::CHAIN_PREFIX, Type::BYTEA),
+        ]
+    }
+}
 
 /// A stored audit row as a chained record; a row whose values do not parse (only possible if it
 /// was altered) gets a hash that cannot verify.
@@ -116,18 +173,18 @@ fn unique_violation(e: postgres::Error, what: &str) -> StoreError {
 impl AccessStore for PgStore {
     fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
         let mut c = self.pool.get()?;
-        Ok(c.query_opt(
+        Ok(c.query_typed_opt(
             &format!("SELECT {USER_COLUMNS} FROM app_user u WHERE u.email = $1"),
-            &[&email],
+            &[(&email, Type::TEXT)],
         )?
         .map(|r| user_from_row(&r)))
     }
 
     fn user_by_id(&self, user_id: i64) -> Result<Option<UserRecord>> {
         let mut c = self.pool.get()?;
-        Ok(c.query_opt(
+        Ok(c.query_typed_opt(
             &format!("SELECT {USER_COLUMNS} FROM app_user u WHERE u.user_id = $1"),
-            &[&user_id],
+            &[(&user_id, Type::INT8)],
         )?
         .map(|r| user_from_row(&r)))
     }
@@ -146,12 +203,12 @@ impl AccessStore for PgStore {
     fn session_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>> {
         let mut c = self.pool.get()?;
         let hash = &token_hash[..];
-        Ok(c.query_opt(
+        Ok(c.query_typed_opt(
             &format!(
                 "SELECT {USER_COLUMNS}, s.csrf_token, s.created_at, s.last_seen_at, s.revoked_at IS NOT NULL
                  FROM user_session s JOIN app_user u ON u.user_id = s.user_id WHERE s.token_hash = $1"
             ),
-            &[&hash],
+            &[(&hash, Type::BYTEA)],
         )?
         .map(|r| SessionRecord {
             user: user_from_row(&r),
@@ -165,9 +222,9 @@ impl AccessStore for PgStore {
     fn token_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>> {
         let mut c = self.pool.get()?;
         let hash = &token_hash[..];
-        Ok(c.query_opt(
+        Ok(c.query_typed_opt(
             &format!("SELECT {TOKEN_COLUMNS} FROM api_token WHERE token_hash = $1"),
-            &[&hash],
+            &[(&hash, Type::BYTEA)],
         )?
         .map(|r| token_from_row(&r)))
     }
@@ -185,8 +242,9 @@ impl AccessStore for PgStore {
 
     fn access_rows(&self, user_id: i64, patient: Option<&str>) -> Result<AccessRows> {
         let mut c = self.pool.get()?;
-        // One round trip for the three kinds of relationship: this runs on every patient page.
-        let rows = c.query(
+        // One round trip for the three kinds of relationship: this runs on every patient page
+        // (typed parameters: no separate prepare round trip).
+        let rows = c.query_typed(
             "SELECT 'a', patient_key, NULL::bigint, NULL::bigint, NULL::boolean FROM care_assignment
                WHERE user_id = $1 AND ended_at IS NULL AND ($2::text IS NULL OR patient_key = $2)
              UNION ALL
@@ -196,7 +254,7 @@ impl AccessStore for PgStore {
              (SELECT DISTINCT ON (patient_key) 'b', patient_key, break_glass_id, expires_at, NULL FROM break_glass
                WHERE user_id = $1 AND ($2::text IS NULL OR patient_key = $2)
                ORDER BY patient_key, break_glass_id DESC)",
-            &[&user_id, &patient],
+            &[(&user_id, Type::INT8), (&patient, Type::TEXT)],
         )?;
         let mut out = AccessRows::default();
         for r in rows {
@@ -289,6 +347,20 @@ impl AccessStore for PgStore {
         .iter()
         .map(audit_from_row)
         .collect())
+    }
+
+    fn append_audit_committed(&self, r: &AuditRecord) -> Result<i64> {
+        let mut c = self.pool.get()?;
+        let body = audit::hashed_body(r);
+        let row = c.query_typed_one(APPEND_AUDIT, &append_params(r, &body).as_params())?;
+        Ok(row.get(0))
+    }
+
+    fn audit_head(&self) -> Result<(i64, Option<[u8; 32]>)> {
+        let mut c = self.pool.get()?;
+        let row = c.query_typed_one("SELECT seq, hash FROM audit_head WHERE id = 1", &[])?;
+        let hash: Option<Vec<u8>> = row.get(1);
+        Ok((row.get(0), hash.map(|h| h.try_into().unwrap_or([0xff; 32]))))
     }
 }
 
@@ -480,47 +552,10 @@ impl AccessTx for PgTx<'_> {
     }
 
     fn append_audit(&mut self, r: &AuditRecord) -> Result<i64> {
-        // Held until this transaction ends: the head read below stays the head until we commit.
-        self.tx
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])?;
-        let head = self.tx.query_opt(
-            "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1",
-            &[],
-        )?;
-        let (seq, prev) = match head {
-            Some(row) => {
-                let hash: Vec<u8> = row.get(1);
-                (
-                    row.get::<_, i64>(0) + 1,
-                    hash.try_into().unwrap_or([0xff; 32]),
-                )
-            }
-            None => (1, audit::GENESIS),
-        };
-        let hash = audit::chain_hash(&prev, seq, r);
-        let entities = serde_json::to_string(&r.entities).expect("strings serialise");
-        let (prev_bytes, hash_bytes) = (&prev[..], &hash[..]);
-        self.tx.execute(
-            &format!("INSERT INTO audit_event ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"),
-            &[
-                &seq,
-                &r.recorded_ms,
-                &r.actor.user_id,
-                &r.actor.label,
-                &r.actor.role,
-                &r.action.as_str(),
-                &r.outcome.as_str(),
-                &r.patient_id,
-                &entities,
-                &r.source,
-                &r.basis,
-                &r.purpose,
-                &r.flagged,
-                &r.detail,
-                &prev_bytes,
-                &hash_bytes,
-            ],
-        )?;
-        Ok(seq)
+        let body = audit::hashed_body(r);
+        let row = self
+            .tx
+            .query_typed_one(APPEND_AUDIT, &append_params(r, &body).as_params())?;
+        Ok(row.get(0))
     }
 }

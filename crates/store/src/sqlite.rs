@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("migrations/sqlite/0003_index_without_foreign_keys.sql"),
     ),
+    (4, include_str!("migrations/sqlite/0004_audit_head.sql")),
 ];
 
 /// Numbers of the search parameters (table `search_param`), by resource type and code.

@@ -285,6 +285,23 @@ impl AccessStore for SqliteStore {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
+
+    fn append_audit_committed(&self, record: &AuditRecord) -> Result<i64> {
+        let mut seq = 0;
+        crate::Store::write(self, crate::Durability::Immediate, &mut |tx| {
+            seq = tx.append_audit(record)?;
+            Ok(())
+        })?;
+        Ok(seq)
+    }
+
+    fn audit_head(&self) -> Result<(i64, Option<[u8; 32]>)> {
+        let conn = self.readers.get()?;
+        let (seq, hash): (i64, Option<Vec<u8>>) = conn
+            .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok((seq, hash.map(|h| h.try_into().unwrap_or([0xff; 32]))))
+    }
 }
 
 impl AccessTx for SqliteTx<'_> {
@@ -469,14 +486,13 @@ impl AccessTx for SqliteTx<'_> {
     fn append_audit(&mut self, r: &AuditRecord) -> Result<i64> {
         // The write transaction holds SQLite's one write lock, so the head read here is the head
         // this record links to.
-        let head: Option<(i64, Vec<u8>)> = self
+        let head: (i64, Option<Vec<u8>>) = self
             .tx
-            .prepare_cached("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")?
-            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
+            .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         let (seq, prev) = match head {
-            Some((seq, hash)) => (seq + 1, hash.try_into().unwrap_or([0xff; 32])),
-            None => (1, audit::GENESIS),
+            (seq, Some(hash)) => (seq + 1, hash.try_into().unwrap_or([0xff; 32])),
+            (_, None) => (1, audit::GENESIS),
         };
         let hash = audit::chain_hash(&prev, seq, r);
         let entities = serde_json::to_string(&r.entities).expect("strings serialise");
@@ -500,6 +516,9 @@ impl AccessTx for SqliteTx<'_> {
                 &prev[..],
                 &hash[..]
             ])?;
+        self.tx
+            .prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
+            .execute(params![seq, &hash[..]])?;
         Ok(seq)
     }
 }

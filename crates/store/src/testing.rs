@@ -154,6 +154,12 @@ impl crate::AccessStore for Closed {
     fn audit_after(&self, _: i64, _: u64) -> Result<Vec<rapport_access::audit::ChainedRecord>> {
         Err(crate::StoreError::Aborted)
     }
+    fn audit_head(&self) -> Result<(i64, Option<[u8; 32]>)> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn append_audit_committed(&self, _: &rapport_access::audit::AuditRecord) -> Result<i64> {
+        Err(crate::StoreError::Aborted)
+    }
 }
 
 /// Create a fresh, empty, migrated store for one test.

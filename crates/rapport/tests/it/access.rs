@@ -456,6 +456,92 @@ async fn a_record_altered_in_the_database_makes_audit_verify_name_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn records_removed_from_the_end_of_the_trail_make_audit_verify_fail() {
+    // A hash chain alone cannot tell a trail cut short from a complete one; the head row that
+    // every append moves (schema 4) can.
+    let app = spawn_app().await;
+    let url = url_string(&app.db.url);
+    let last = app.audit_after(0).last().unwrap().seq;
+    match &app.db.url {
+        rapport_store::DatabaseUrl::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute_batch("DROP TRIGGER audit_event_no_delete")
+                .unwrap();
+            conn.execute("DELETE FROM audit_event WHERE seq = ?1", [last])
+                .unwrap();
+        }
+        rapport_store::DatabaseUrl::Postgres(u) => {
+            let u = u.clone();
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&u, postgres::NoTls).unwrap();
+                c.batch_execute("ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_change")
+                    .unwrap();
+                c.execute("DELETE FROM audit_event WHERE seq = $1", &[&last])
+                    .unwrap();
+            })
+            .join()
+            .unwrap();
+        }
+    }
+    let out = rapport()
+        .args(["audit", "verify", "--database-url", &url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("broken at record {last}")) && stdout.contains("removed"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_audit_appends_form_one_unbroken_chain() {
+    // Eight threads append at once (on PostgreSQL each append is one statement that locks the
+    // head row, with the hash computed in SQL): every record links to the one before it.
+    let app = spawn_app().await;
+    let before = app.audit_after(0).len();
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || {
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let store = &store;
+                scope.spawn(move || {
+                    for i in 0..25 {
+                        let record = rapport_access::audit::AuditRecord {
+                            recorded_ms: 1_700_000_000_000 + i,
+                            actor: rapport_access::audit::Actor {
+                                user_id: None,
+                                label: format!("thread-{t}"),
+                                role: "system".into(),
+                            },
+                            action: rapport_access::audit::AuditAction::Read,
+                            outcome: rapport_access::audit::Outcome::Success,
+                            patient_id: None,
+                            entities: vec![format!("Test/{t}-{i}")],
+                            source: "test".into(),
+                            basis: "test".into(),
+                            purpose: None,
+                            flagged: false,
+                            detail: String::new(),
+                        };
+                        store.append_audit_committed(&record).unwrap();
+                    }
+                });
+            }
+        });
+    })
+    .await
+    .unwrap();
+    let store = app.store.clone();
+    let verified = tokio::task::spawn_blocking(move || rapport_auth::verify_audit(store.as_ref()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(verified, Ok((before + 200) as u64));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn repeated_failed_sign_ins_lock_the_account_for_a_while() {
     let app = spawn_app().await;
     for _ in 0..4 {

@@ -281,6 +281,66 @@ pub fn decide_directory(principal: &Principal, resource_type: &str, action: Acti
     }
 }
 
+/// May `principal` create a new patient's record? Care staff may (they then join the new
+/// patient's care team); a token also needs a Patient write scope outside a patient context.
+pub fn decide_create_patient(principal: &Principal) -> Decision {
+    if let Credential::Token { scopes, .. } = &principal.credential {
+        let covered = scopes
+            .iter()
+            .any(|s| s.allows(Some("Patient"), true) && s.context != Context::Patient);
+        if !covered {
+            return Decision::Deny(Denial::Scope);
+        }
+    }
+    if principal.roles.iter().any(|r| r.is_care_staff()) {
+        Decision::Allow(Basis::CareTeam)
+    } else {
+        Decision::Deny(Denial::NoRole)
+    }
+}
+
+/// May `principal` make one change to a resource of `resource_type` that belongs to patient
+/// `old` before the change and `new` after it (both, when it moves; `None` for directory data)?
+/// Patients in `created` are new records made by the same write: writing to them is decided by
+/// [`decide_create_patient`]. This is what a FHIR batch or transaction entry asks, once the
+/// importer knows which resource each entry is.
+pub fn decide_change(
+    principal: &Principal,
+    facts: &UserFacts,
+    resource_type: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+    created: &[&str],
+    now_ms: i64,
+) -> Decision {
+    let patients: Vec<&str> = match (old, new) {
+        (Some(a), Some(b)) if a == b => vec![a],
+        (a, b) => a.into_iter().chain(b).collect(),
+    };
+    if patients.is_empty() {
+        return decide_directory(principal, resource_type, Action::Write);
+    }
+    let mut decision = Decision::Deny(Denial::NoRole);
+    for p in patients {
+        decision = if created.contains(&p) {
+            decide_create_patient(principal)
+        } else {
+            decide_for_type(
+                principal,
+                p,
+                &facts.facts_for(p),
+                Action::Write,
+                Some(resource_type),
+                now_ms,
+            )
+        };
+        if !decision.is_allowed() {
+            return decision;
+        }
+    }
+    decision
+}
+
 /// Everything the store knows of one principal's relationships, for lists: the patients they
 /// might see, each with its [`Facts`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

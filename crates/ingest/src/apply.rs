@@ -22,7 +22,9 @@ use rapport_fhir::index::{self, IndexRows};
 use rapport_fhir::query::{self, Clause, Query};
 use rapport_fhir::reference::{self, ReferenceTarget};
 use rapport_fhir::{date, id::is_valid_id, text};
-use rapport_store::{Durability, NewSource, NewVersion, ResourceKey, Store, StoreError, WriteTx};
+use rapport_store::{
+    Durability, Existing, NewSource, NewVersion, ResourceKey, Store, StoreError, WriteTx,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -48,20 +50,52 @@ pub fn apply_unit(
     apply_prepared(store, unit, prepare(unit), now_ms, defer_unresolved)
 }
 
-/// Import one input on behalf of a signed-in user: instead of the per-patient import records,
-/// `audit` (the user's write, already authorised) is appended in the same transaction when the
-/// input writes anything.
+/// One change an input is about to make, shown to an [`OnBehalf`] guard before anything is
+/// written.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    /// The entry (`Bundle.entry[i]`).
+    pub index: usize,
+    pub key: &'a ResourceKey,
+    /// Created, Updated or Deleted.
+    pub action: Action,
+    /// The patient the current version belongs to, if it exists.
+    pub old_patient: Option<&'a str>,
+    /// The patient the new version belongs to (`None` for a delete or directory data).
+    pub new_patient: Option<&'a str>,
+}
+
+/// Decides, for every change, `None` (allowed) or the reason it is refused.
+pub type Guard<'a> = dyn Fn(&[Change<'_>]) -> Vec<Option<String>> + 'a;
+
+/// A write on behalf of a signed-in user (FHIR API, console): `guard` authorises each change
+/// once identities are known (a refusal in a transaction rejects it whole; in a batch, that entry
+/// alone), and the audit trail gets `audit` (with the patient and the resources filled in) per
+/// patient written, in the same transaction, instead of the import's records.
+pub struct OnBehalf<'a> {
+    pub guard: &'a Guard<'a>,
+    pub audit: &'a AuditRecord,
+}
+
+/// Import one input on behalf of a signed-in user, durably (see [`OnBehalf`]).
 pub fn apply_unit_audited(
     store: &dyn Store,
     unit: &Unit,
     now_ms: i64,
-    audit: &AuditRecord,
+    on_behalf: &OnBehalf<'_>,
 ) -> UnitReport {
     let mut prepared = Some(prepare(unit));
     let mut report = None;
     let result = store.write(Durability::Immediate, &mut |tx| {
         let prepared = prepared.take().expect("the write closure runs once");
-        report = Some(apply_in_tx(tx, unit, prepared, now_ms, false, Some(audit))?);
+        report = Some(apply_in_tx(
+            tx,
+            unit,
+            prepared,
+            now_ms,
+            false,
+            Some(on_behalf),
+        )?);
         Ok(())
     });
     match result {
@@ -149,6 +183,7 @@ pub(crate) fn failed_in_storage(unit: &Unit, e: &StoreError) -> UnitReport {
             message: format!("nothing from this input was stored: {e}"),
             retryable: false,
             conflict: false,
+            forbidden: false,
         }],
     }
 }
@@ -164,7 +199,7 @@ pub(crate) fn apply_in_tx(
     prepared: Prepared,
     now_ms: i64,
     defer_unresolved: bool,
-    audit_as: Option<&AuditRecord>,
+    on_behalf: Option<&OnBehalf<'_>>,
 ) -> Result<UnitReport, StoreError> {
     let mut report = UnitReport {
         name: unit.name.clone(),
@@ -184,6 +219,7 @@ pub(crate) fn apply_in_tx(
                 message: e.0,
                 retryable: false,
                 conflict: false,
+                forbidden: false,
             });
             return Ok(report);
         }
@@ -209,7 +245,14 @@ pub(crate) fn apply_in_tx(
         conditional_cache: HashMap::new(),
         patients_written: BTreeMap::new(),
     };
-    let Some(written) = run.apply(parsed, spec, &source, defer_unresolved)? else {
+    let Some(written) = run.apply(
+        parsed,
+        spec,
+        &source,
+        defer_unresolved,
+        on_behalf.map(|o| o.guard),
+    )?
+    else {
         // The identities guessed ahead were not the right ones: apply the input from scratch.
         // Nothing was written.
         return apply_in_tx(
@@ -218,32 +261,41 @@ pub(crate) fn apply_in_tx(
             prepare_plainly(unit),
             now_ms,
             defer_unresolved,
-            audit_as,
+            on_behalf,
         );
     };
     let patients_written = std::mem::take(&mut run.patients_written);
     let inner = run.report;
     if written {
         report.outcomes = inner.outcomes;
-        // Every write of patient data is audited, in the same transaction: the user's record,
-        // or one import record per patient whose data this input changed.
-        if let Some(record) = audit_as {
-            tx.append_audit(record)?;
-        }
-        for (patient, count) in patients_written.into_iter().filter(|_| audit_as.is_none()) {
-            tx.append_audit(&AuditRecord {
-                recorded_ms: now_ms,
-                actor: Actor::command_line(&format!("import:{}", unit.kind)),
-                action: AuditAction::Import,
-                outcome: Outcome::Success,
-                entities: vec![format!("Patient/{patient}")],
-                patient_id: Some(patient),
-                source: "cli".into(),
-                basis: "import".into(),
-                purpose: None,
-                flagged: false,
-                detail: format!("{count} resources written"),
-            })?;
+        // Every write of patient data is audited, in the same transaction: one record per
+        // patient whose data this input changed (and one for resources of no patient), as the
+        // user who wrote through the API or console, or as the import.
+        for (patient, entities) in patients_written {
+            let record = match on_behalf {
+                Some(o) => AuditRecord {
+                    patient_id: patient,
+                    entities,
+                    ..o.audit.clone()
+                },
+                None => {
+                    let Some(patient) = patient else { continue };
+                    AuditRecord {
+                        recorded_ms: now_ms,
+                        actor: Actor::command_line(&format!("import:{}", unit.kind)),
+                        action: AuditAction::Import,
+                        outcome: Outcome::Success,
+                        detail: format!("{} resources written", entities.len()),
+                        entities: vec![format!("Patient/{patient}")],
+                        patient_id: Some(patient),
+                        source: "cli".into(),
+                        basis: "import".into(),
+                        purpose: None,
+                        flagged: false,
+                    }
+                }
+            };
+            tx.append_audit(&record)?;
         }
     }
     report.errors = inner.errors;
@@ -253,6 +305,16 @@ pub(crate) fn apply_in_tx(
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
+
+/// An entry's change, decided before anything is written: (entry index, resource, action, the
+/// version to write if any, the patient of the version it replaces).
+type Decided = (
+    usize,
+    ResourceKey,
+    Action,
+    Option<NewVersion>,
+    Option<String>,
+);
 
 /// What an entry does, once its identity is known.
 enum Op {
@@ -285,8 +347,8 @@ struct Run<'t, 'f> {
     /// (type, system, value) of resources planned in this input, for identity matching.
     by_identifier: HashMap<(String, String, String), ResourceKey>,
     conditional_cache: HashMap<String, Result<String, (String, bool)>>,
-    /// Versions written per patient, for the audit trail.
-    patients_written: BTreeMap<String, u64>,
+    /// What was written, per patient (`None`: resources of no patient), for the audit trail.
+    patients_written: BTreeMap<Option<String>, Vec<String>>,
 }
 
 /// An error about one entry: message and whether another input might fix it.
@@ -304,6 +366,7 @@ impl Run<'_, '_> {
             message,
             retryable,
             conflict: false,
+            forbidden: false,
         });
     }
 
@@ -319,6 +382,7 @@ impl Run<'_, '_> {
         mut spec: Option<Speculation>,
         source: &NewSource,
         defer_unresolved: bool,
+        guard: Option<&Guard<'_>>,
     ) -> Result<Option<bool>, StoreError> {
         let rejected =
             |spec: &Option<Speculation>| Ok(if spec.is_some() { None } else { Some(false) });
@@ -488,29 +552,46 @@ impl Run<'_, '_> {
                     ),
                     retryable: false,
                     conflict: true,
+                    forbidden: false,
                 });
                 if transaction {
                     return Ok(Some(false));
                 }
             }
         }
-        let mut source_id = None;
         // With a speculation, its entries line up with the planned ones (checked above).
         let mut ahead = spec.take().map(|s| s.entries.into_iter());
+        // 3b. Decide every change (action, version, content) before writing any, so that the
+        // caller's guard sees them all: a refused entry of a transaction rejects the whole input
+        // with nothing written.
+        let mut decided: Vec<Decided> = Vec::new();
         for planned in std::mem::take(&mut self.planned) {
             if planned.failed {
                 continue;
             }
             let index = planned.index;
-            let (key, action, version) = match planned.op {
-                Op::Matched { key } => (key, Action::Matched, None),
-                Op::Skip { key } => (key, Action::Skipped, None),
-                Op::Delete { key } => match existing.remove(&key).flatten() {
-                    Some(e) if !e.deleted => {
-                        (key, Action::Deleted, Some((e.current_version + 1, None)))
+            let old_patient = |existing: &Option<Existing>| {
+                existing
+                    .as_ref()
+                    .filter(|e| !e.deleted)
+                    .and_then(|e| e.patient_key.clone())
+            };
+            let (key, action, version, old) = match planned.op {
+                Op::Matched { key } => (key, Action::Matched, None, None),
+                Op::Skip { key } => (key, Action::Skipped, None, None),
+                Op::Delete { key } => {
+                    let e = existing.remove(&key).flatten();
+                    let old = old_patient(&e);
+                    match e {
+                        Some(e) if !e.deleted => (
+                            key,
+                            Action::Deleted,
+                            Some((e.current_version + 1, None)),
+                            old,
+                        ),
+                        _ => (key, Action::Skipped, None, None),
                     }
-                    _ => (key, Action::Skipped, None),
-                },
+                }
                 Op::Write { key, mut resource } => {
                     let resource = match ahead.as_mut().and_then(Iterator::next) {
                         Some(done) => Content::Ahead(done),
@@ -521,26 +602,30 @@ impl Run<'_, '_> {
                         }
                     };
                     let hash = resource.hash();
-                    match existing.remove(&key).flatten() {
+                    let e = existing.remove(&key).flatten();
+                    let old = old_patient(&e);
+                    match e {
                         Some(e) if !e.deleted && e.hashes.contains(&hash) => {
-                            (key, Action::Unchanged, None)
+                            (key, Action::Unchanged, None, None)
                         }
                         Some(e) => (
                             key,
                             Action::Updated,
                             Some((e.current_version + 1, Some((resource, hash)))),
+                            old,
                         ),
-                        None => (key, Action::Created, Some((1, Some((resource, hash))))),
+                        None => (
+                            key,
+                            Action::Created,
+                            Some((1, Some((resource, hash)))),
+                            None,
+                        ),
                     }
                 }
             };
-            if let Some((version, content)) = version {
-                let source_id = match source_id {
-                    Some(id) => id,
-                    None => *source_id.insert(self.tx.add_source(source)?),
-                };
+            let new_version = version.map(|(version, content)| {
                 let existed = version > 1;
-                let new_version = match content {
+                match content {
                     Some((resource, hash)) => {
                         let (serialized, rows, patient_key, sort_key) = resource.finish(&key);
                         NewVersion {
@@ -552,7 +637,7 @@ impl Run<'_, '_> {
                             deleted: false,
                             content_hash: hash,
                             sort_key,
-                            source_id: Some(source_id),
+                            source_id: None,
                             source_entry: Some(index as i64),
                             index: rows,
                             existed,
@@ -567,15 +652,63 @@ impl Run<'_, '_> {
                         deleted: true,
                         content_hash: [0; 32],
                         sort_key: None,
-                        source_id: Some(source_id),
+                        source_id: None,
                         source_entry: Some(index as i64),
                         index: IndexRows::default(),
                         existed,
                     },
-                };
-                if let Some(p) = &new_version.patient_key {
-                    *self.patients_written.entry(p.clone()).or_default() += 1;
                 }
+            });
+            decided.push((index, key, action, new_version, old));
+        }
+        if let Some(guard) = guard {
+            let changes: Vec<Change<'_>> = decided
+                .iter()
+                .filter(|d| d.3.is_some())
+                .map(|(index, key, action, v, old)| Change {
+                    index: *index,
+                    key,
+                    action: *action,
+                    old_patient: old.as_deref(),
+                    new_patient: v.as_ref().and_then(|v| v.patient_key.as_deref()),
+                })
+                .collect();
+            let refusals: Vec<(usize, String)> = guard(&changes)
+                .into_iter()
+                .zip(&changes)
+                .filter_map(|(refusal, c)| refusal.map(|r| (c.index, r)))
+                .collect();
+            if !refusals.is_empty() {
+                for (index, message) in &refusals {
+                    self.report.errors.push(ImportError {
+                        file: self.file.to_owned(),
+                        entry: Some(*index),
+                        message: message.clone(),
+                        retryable: false,
+                        conflict: false,
+                        forbidden: true,
+                    });
+                }
+                if transaction {
+                    return Ok(Some(false));
+                }
+                decided.retain(|d| !refusals.iter().any(|(i, _)| *i == d.0));
+            }
+        }
+        // 3c. Write.
+        let mut source_id = None;
+        for (index, key, action, new_version, old) in decided {
+            if let Some(mut new_version) = new_version {
+                new_version.source_id = Some(match source_id {
+                    Some(id) => id,
+                    None => *source_id.insert(self.tx.add_source(source)?),
+                });
+                // A change is the patient's whose resource it is now, or was before a delete.
+                let patient = new_version.patient_key.clone().or(old);
+                self.patients_written
+                    .entry(patient)
+                    .or_default()
+                    .push(format!("{}/{}", key.resource_type, key.id));
                 self.tx.put(new_version)?;
             }
             self.report

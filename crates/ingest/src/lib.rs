@@ -17,7 +17,9 @@ use std::fmt;
 use rapport_store::{Durability, ResourceKey, Store, StoreError};
 use serde_json::Value;
 
-pub use apply::{apply_prepared, apply_unit, apply_unit_audited, prepare, Prepared};
+pub use apply::{
+    apply_prepared, apply_unit, apply_unit_audited, prepare, Change, Guard, OnBehalf, Prepared,
+};
 
 /// What one input holds.
 pub enum Payload {
@@ -50,6 +52,8 @@ pub struct ImportError {
     pub retryable: bool,
     /// A version condition (`ifMatch`) failed: HTTP 412 in the API (http.html#concurrency).
     pub conflict: bool,
+    /// The caller may not make this change (an [`OnBehalf`] guard refused it): HTTP 403.
+    pub forbidden: bool,
 }
 
 impl fmt::Display for ImportError {
@@ -220,6 +224,7 @@ where
             message: format!("the imported data could not be synced to disk: {e}"),
             retryable: false,
             conflict: false,
+            forbidden: false,
         });
     }
     summary

@@ -26,6 +26,7 @@ pub fn import_paths(store: &dyn Store, paths: &[PathBuf]) -> anyhow::Result<Summ
                     message: format!("cannot read the file: {e}"),
                     retryable: false,
                     conflict: false,
+                    forbidden: false,
                 });
                 None
             }

@@ -89,6 +89,9 @@ pub struct Existing {
     pub deleted: bool,
     /// Content hashes of every version, oldest first.
     pub hashes: Vec<[u8; 32]>,
+    /// The patient the current version belongs to (for authorising a change that moves or
+    /// removes it).
+    pub patient_key: Option<String>,
 }
 
 /// One new version to write. The caller has decided everything: the store only writes.

@@ -54,10 +54,12 @@ impl Pending {
                 current_version: 0,
                 deleted: false,
                 hashes: Vec::new(),
+                patient_key: None,
             });
             e.current_version = v.version;
             e.deleted = v.deleted;
             e.hashes.push(v.content_hash);
+            e.patient_key.clone_from(&v.patient_key);
         }
     }
 

@@ -410,7 +410,7 @@ impl WriteTx for PgTx<'_> {
         let types: Vec<&str> = keys.iter().map(|k| k.resource_type.as_str()).collect();
         let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
         let rows = self.query(
-            "SELECT k.ord, v.version, v.deleted, v.content_hash
+            "SELECT k.ord, v.version, v.deleted, v.content_hash, v.patient_key
              FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(ty, id, ord)
              JOIN resource_version v ON v.resource_type = k.ty AND v.id = k.id
              ORDER BY k.ord, v.version",
@@ -424,10 +424,12 @@ impl WriteTx for PgTx<'_> {
                 current_version: 0,
                 deleted: false,
                 hashes: Vec::new(),
+                patient_key: None,
             });
             e.current_version = row.get(1);
             e.deleted = row.get(2);
             e.hashes.push(hash.try_into().unwrap_or([0; 32]));
+            e.patient_key = row.get(4);
         }
         // Buffered versions are newer than any stored one.
         for (key, e) in keys.iter().zip(out.iter_mut()) {

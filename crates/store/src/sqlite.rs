@@ -284,25 +284,32 @@ const MAX_PENDING_VERSIONS: usize = 1_000;
 impl WriteTx for SqliteTx<'_> {
     fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<Option<Existing>>> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT version, deleted, content_hash FROM resource_version WHERE resource_type = ?1 AND id = ?2 ORDER BY version",
+            "SELECT version, deleted, content_hash, patient_key FROM resource_version WHERE resource_type = ?1 AND id = ?2 ORDER BY version",
         )?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let mut rows = stmt.query(params![key.resource_type, key.id])?;
             let mut existing: Option<Existing> = None;
-            let mut add = |version: i64, deleted: bool, hash: [u8; 32]| {
+            let mut add = |version: i64, deleted: bool, hash: [u8; 32], patient: Option<String>| {
                 let e = existing.get_or_insert(Existing {
                     current_version: 0,
                     deleted: false,
                     hashes: Vec::new(),
+                    patient_key: None,
                 });
                 e.current_version = version;
                 e.deleted = deleted;
                 e.hashes.push(hash);
+                e.patient_key = patient;
             };
             while let Some(row) = rows.next()? {
                 let hash: Vec<u8> = row.get(2)?;
-                add(row.get(0)?, row.get(1)?, hash.try_into().unwrap_or([0; 32]));
+                add(
+                    row.get(0)?,
+                    row.get(1)?,
+                    hash.try_into().unwrap_or([0; 32]),
+                    row.get(3)?,
+                );
             }
             // Buffered versions are newer than any written one.
             self.pending.add_to_existing(key, &mut existing);

@@ -361,7 +361,27 @@ async fn add_note(
         payload: rapport_ingest::Payload::Value(bundle),
     };
     let report = state
-        .with_store(move |s| Ok(rapport_ingest::apply_unit_audited(s, &unit, now, &record)))
+        .with_store(move |s| {
+            // The note was authorised for this patient: anything else it would change is refused.
+            let patient = record.patient_id.clone();
+            let guard = |changes: &[rapport_ingest::Change<'_>]| -> Vec<Option<String>> {
+                changes
+                    .iter()
+                    .map(|c| {
+                        (c.new_patient.map(str::to_owned) != patient
+                            || c.old_patient.is_some_and(|o| Some(o) != patient.as_deref()))
+                        .then(|| "a note belongs to the patient it was written for".to_owned())
+                    })
+                    .collect()
+            };
+            let on_behalf = rapport_ingest::OnBehalf {
+                guard: &guard,
+                audit: &record,
+            };
+            Ok(rapport_ingest::apply_unit_audited(
+                s, &unit, now, &on_behalf,
+            ))
+        })
         .await?;
     if !report.errors.is_empty() {
         return Err(WebError::Internal("the note could not be stored".into()));

@@ -21,6 +21,12 @@ use crate::{AppState, Caller, RouteAccess, RouteBook, WebError};
 pub(crate) fn routes(book: RouteBook) -> RouteBook {
     book.add("GET", "/fhir/metadata", RouteAccess::Public, get(metadata))
         .add(
+            "POST",
+            "/fhir",
+            RouteAccess::PatientWrite,
+            post(batch_or_transaction),
+        )
+        .add(
             "GET",
             "/fhir/{type}/{id}",
             RouteAccess::PatientRead,
@@ -270,6 +276,7 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
             "mode": "server",
             "security": {"description": "Bearer tokens (`rapport token create`) with SMART v1 scopes, or a signed-in session. Access follows care relationships; every request is audited."},
             "resource": resources,
+            "interaction": [{"code": "transaction"}, {"code": "batch"}],
         }],
     });
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
@@ -693,21 +700,9 @@ async fn authorise_write(
     let now = state.clock.now_ms();
     let mut decision = None;
     if creating_patient {
-        let p = &caller.principal;
-        let scope_ok = match &p.credential {
-            rapport_access::policy::Credential::Session => true,
-            rapport_access::policy::Credential::Token { scopes, .. } => scopes.iter().any(|s| {
-                s.allows(Some("Patient"), true)
-                    && s.context != rapport_access::scope::Context::Patient
-            }),
-        };
-        decision = Some(if !scope_ok {
-            Decision::Deny(rapport_access::policy::Denial::Scope)
-        } else if p.roles.iter().any(|r| r.is_care_staff()) {
-            Decision::Allow(rapport_access::policy::Basis::CareTeam)
-        } else {
-            Decision::Deny(rapport_access::policy::Denial::NoRole)
-        });
+        decision = Some(rapport_access::policy::decide_create_patient(
+            &caller.principal,
+        ));
     }
     for patient in patients {
         let (principal, pt, t) = (caller.principal.clone(), patient.clone(), ty.to_owned());
@@ -780,24 +775,29 @@ async fn write_entry(
         vec![entity.clone()],
         now,
     );
-    let unit = rapport_ingest::Unit {
-        name: format!("FHIR API, {}", caller.principal.email),
-        kind: "api",
-        payload: rapport_ingest::Payload::Value(
-            json!({"resourceType": "Bundle", "type": "transaction", "entry": [entry]}),
-        ),
-    };
-    let report = state
-        .with_store(move |s| Ok(rapport_ingest::apply_unit_audited(s, &unit, now, &record)))
-        .await?;
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [entry]});
+    let (report, refused) = write_unit(state, caller, bundle, record).await?;
     if let Some(e) = report.errors.first() {
-        let (status, code) = if e.conflict {
-            (StatusCode::PRECONDITION_FAILED, "conflict")
-        } else {
-            (StatusCode::UNPROCESSABLE_ENTITY, "processing")
-        };
+        let (status, code) = error_status(e);
         let message = e.message.clone();
-        audit_refusal(state, caller, decision, patient.as_deref(), entity, true).await?;
+        let decision = if e.forbidden {
+            Decision::Deny(
+                refused
+                    .first()
+                    .map_or(rapport_access::policy::Denial::NoRole, |r| r.1),
+            )
+        } else {
+            decision
+        };
+        audit_refusal(
+            state,
+            caller,
+            decision,
+            patient.as_deref(),
+            entity,
+            !e.forbidden,
+        )
+        .await?;
         return Err(Outcome::new(status, code, message));
     }
     let outcome = report.outcomes.first().cloned().ok_or_else(|| {
@@ -811,6 +811,307 @@ async fn write_entry(
     let k = key.clone();
     let stored = state.with_store(move |s| s.read(&k)).await?;
     Ok((outcome.action, key, stored))
+}
+
+/// Apply a batch or transaction bundle on behalf of the caller, in one store transaction: the
+/// importer decides which resource each entry is, then every change is authorised by
+/// `rapport_access::policy::decide_change` (the patient it belongs to before and after, with the
+/// caller's relationships gathered once) before anything is written; the trail gets one record
+/// per patient written (from `template`) in the same transaction.
+async fn write_unit(
+    state: &AppState,
+    caller: &Caller,
+    bundle: Value,
+    template: rapport_access::audit::AuditRecord,
+) -> Result<
+    (
+        rapport_ingest::UnitReport,
+        Vec<(Option<String>, rapport_access::policy::Denial)>,
+    ),
+    Outcome,
+> {
+    let now = state.clock.now_ms();
+    let principal = caller.principal.clone();
+    let unit = rapport_ingest::Unit {
+        name: format!("FHIR API, {}", caller.principal.email),
+        kind: "api",
+        payload: rapport_ingest::Payload::Value(bundle),
+    };
+    Ok(state
+        .with_auth(move |s| {
+            let facts = rapport_auth::user_facts(s, &principal, None, now)?;
+            // The patients of refused changes, for the caller to record the refusal.
+            let refused = std::sync::Mutex::new(Vec::new());
+            let guard = |changes: &[rapport_ingest::Change<'_>]| -> Vec<Option<String>> {
+                let created: Vec<&str> = changes
+                    .iter()
+                    .filter(|c| {
+                        c.action == rapport_ingest::Action::Created
+                            && c.key.resource_type == "Patient"
+                    })
+                    .map(|c| c.key.id.as_str())
+                    .collect();
+                changes
+                    .iter()
+                    .map(|c| {
+                        match rapport_access::policy::decide_change(
+                            &principal,
+                            &facts,
+                            &c.key.resource_type,
+                            c.old_patient,
+                            c.new_patient,
+                            &created,
+                            now,
+                        ) {
+                            Decision::Allow(_) => None,
+                            Decision::Deny(d) => {
+                                let mut r = refused.lock().expect("not poisoned");
+                                for p in [c.old_patient, c.new_patient] {
+                                    let p = p.map(str::to_owned);
+                                    if !r.iter().any(|(q, _)| *q == p) {
+                                        r.push((p, d));
+                                    }
+                                }
+                                Some(format!(
+                                    "{}/{} may not be changed: {}",
+                                    c.key.resource_type,
+                                    c.key.id,
+                                    d.message()
+                                ))
+                            }
+                        }
+                    })
+                    .collect()
+            };
+            let on_behalf = rapport_ingest::OnBehalf {
+                guard: &guard,
+                audit: &template,
+            };
+            let report = rapport_ingest::apply_unit_audited(s, &unit, now, &on_behalf);
+            let mut refused = refused.into_inner().expect("not poisoned");
+            // A patient is named when one was involved; directory data only otherwise.
+            if refused.iter().any(|(p, _)| p.is_some()) {
+                refused.retain(|(p, _)| p.is_some());
+            }
+            Ok((report, refused))
+        })
+        .await?)
+}
+
+/// The HTTP status and OperationOutcome code of an entry's error.
+fn error_status(e: &rapport_ingest::ImportError) -> (StatusCode, &'static str) {
+    if e.forbidden {
+        (StatusCode::FORBIDDEN, "forbidden")
+    } else if e.conflict {
+        (StatusCode::PRECONDITION_FAILED, "conflict")
+    } else if e.retryable {
+        (StatusCode::NOT_FOUND, "not-found")
+    } else {
+        (StatusCode::UNPROCESSABLE_ENTITY, "processing")
+    }
+}
+
+fn status_line(status: StatusCode) -> String {
+    format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    )
+}
+
+/// `POST /fhir` with a Bundle of type `batch` or `transaction` (http.html#transaction): the
+/// importer's semantics (identities, `urn:uuid:` and conditional references, `ifNoneExist`,
+/// conditional update and delete, `ifMatch`); a transaction is all or nothing, a batch applies
+/// each good entry. Each change is authorised as the patient it touches (see [`write_unit`]); a
+/// staff member who creates patients joins their care teams. GET entries are not run here yet:
+/// they are answered with a 400 in a batch and refuse a transaction.
+async fn batch_or_transaction(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Query(q): Query<FormatParam>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Outcome> {
+    check_format(&q, &headers)?;
+    let bundle = parse_body("Bundle", &body)?;
+    let kind = bundle.get("type").and_then(Value::as_str).unwrap_or("");
+    let transaction = match kind {
+        "transaction" => true,
+        "batch" => false,
+        other => {
+            return Err(Outcome::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("POST /fhir takes a batch or transaction Bundle, not '{other}'"),
+            )
+            .at("Bundle.type"))
+        }
+    };
+    let entries = bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let gets: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.pointer("/request/method").and_then(Value::as_str) == Some("GET"))
+        .map(|(i, _)| i)
+        .collect();
+    if transaction {
+        if let Some(i) = gets.first() {
+            return Err(Outcome::new(
+                StatusCode::BAD_REQUEST,
+                "not-supported",
+                "GET entries in a transaction are not supported yet; send reads separately",
+            )
+            .at(format!("Bundle.entry[{i}].request.method")));
+        }
+    }
+    let now = state.clock.now_ms();
+    let mut template = rapport_auth::access_record(
+        &caller.principal,
+        &caller.source,
+        Decision::Allow(rapport_access::policy::Basis::CareTeam),
+        Action::Write,
+        None,
+        Vec::new(),
+        now,
+    );
+    template.basis = "authorised-per-change".into();
+    template.detail = format!("{kind} of {} entries", entries.len());
+    let (report, refused) = write_unit(&state, &caller, bundle, template).await?;
+    // Refused changes write nothing of theirs: each patient refused gets a denied record.
+    for (patient, denial) in &refused {
+        audit_refusal(
+            &state,
+            &caller,
+            Decision::Deny(*denial),
+            patient.as_deref(),
+            "Bundle".into(),
+            false,
+        )
+        .await?;
+    }
+
+    if transaction && !report.errors.is_empty() {
+        // Nothing was written. The first error decides the status; all are listed.
+        let (status, _) = error_status(&report.errors[0]);
+        if refused.is_empty() {
+            audit_refusal(
+                &state,
+                &caller,
+                Decision::Allow(rapport_access::policy::Basis::CareTeam),
+                None,
+                "Bundle".into(),
+                true,
+            )
+            .await?;
+        }
+        let issues: Vec<Value> = report
+            .errors
+            .iter()
+            .map(|e| {
+                let mut issue = json!({"severity": "error", "code": error_status(e).1, "diagnostics": e.message});
+                if let Some(i) = e.entry {
+                    issue["expression"] = json!([format!("Bundle.entry[{i}]")]);
+                }
+                issue
+            })
+            .collect();
+        let body = json!({"resourceType": "OperationOutcome", "issue": issues});
+        return Ok((
+            status,
+            [(header::CONTENT_TYPE, FHIR_JSON)],
+            body.to_string(),
+        )
+            .into_response());
+    }
+
+    // Created patients: their creator joins the care team (as with a single create).
+    for o in &report.outcomes {
+        if o.action == rapport_ingest::Action::Created && o.key.resource_type == "Patient" {
+            let (actor, source, email, pid) = (
+                rapport_auth::actor_of(&caller.principal),
+                caller.source.clone(),
+                caller.principal.email.to_string(),
+                o.key.id.clone(),
+            );
+            state
+                .with_auth(move |s| {
+                    rapport_auth::assign(s, &actor, &source, &email, &pid, true, now).map(|_| ())
+                })
+                .await?;
+        }
+    }
+    let keys: Vec<ResourceKey> = report.outcomes.iter().map(|o| o.key.clone()).collect();
+    let stored = state
+        .with_store(move |s| {
+            let mut out = std::collections::HashMap::new();
+            for k in keys.into_iter().filter(|k| !k.id.is_empty()) {
+                if let Some(r) = s.read(&k)? {
+                    out.insert(k, r);
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    let mut response_entries: Vec<Value> = vec![Value::Null; entries.len()];
+    for o in &report.outcomes {
+        let status = match o.action {
+            rapport_ingest::Action::Created => StatusCode::CREATED,
+            rapport_ingest::Action::Deleted => StatusCode::NO_CONTENT,
+            rapport_ingest::Action::Skipped if o.key.id.is_empty() => StatusCode::NO_CONTENT,
+            _ => StatusCode::OK,
+        };
+        let mut response = json!({"status": status_line(status)});
+        if let Some(r) = stored.get(&o.key) {
+            response["location"] = json!(format!(
+                "{}/{}/_history/{}",
+                r.key.resource_type, r.key.id, r.version
+            ));
+            response["etag"] = json!(format!("W/\"{}\"", r.version));
+            response["lastModified"] =
+                json!(chrono::DateTime::from_timestamp_millis(r.last_updated_ms)
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        }
+        let mut entry = json!({"response": response});
+        if let Some(r) = stored.get(&o.key).filter(|r| !r.deleted) {
+            entry["fullUrl"] = json!(format!("{}/{}", r.key.resource_type, r.key.id));
+            if let Ok(v) = serde_json::from_str::<Value>(&r.content) {
+                entry["resource"] = v;
+            }
+        }
+        if let Some(slot) = response_entries.get_mut(o.index) {
+            *slot = entry;
+        }
+    }
+    let mut failed = Vec::new();
+    for e in &report.errors {
+        failed.push(e.entry);
+        let (status, code) = error_status(e);
+        let entry = json!({"response": {"status": status_line(status), "outcome": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": e.message}]}}});
+        match e.entry.and_then(|i| response_entries.get_mut(i)) {
+            Some(slot) => *slot = entry,
+            None => {
+                return Err(Outcome::new(
+                    StatusCode::BAD_REQUEST,
+                    code,
+                    e.message.clone(),
+                ))
+            }
+        }
+    }
+    for i in gets {
+        response_entries[i] = json!({"response": {"status": "400 Bad Request", "outcome": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported", "diagnostics": "GET entries in a batch are not supported yet"}]}}});
+    }
+    let body = json!({
+        "resourceType": "Bundle",
+        "type": if transaction { "transaction-response" } else { "batch-response" },
+        "entry": response_entries,
+    });
+    Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
 }
 
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Outcome> {

@@ -643,3 +643,160 @@ async fn search_by_token_string_and_reference_returns_only_what_may_be_read_b41(
         "{names:?}"
     );
 }
+
+async fn post_bundle(app: &TestApp, token: &str, bundle: Value) -> (u16, Value) {
+    let (status, _, body) = send(
+        app,
+        reqwest::Method::POST,
+        "/fhir",
+        token,
+        Some(bundle),
+        &[],
+    )
+    .await;
+    (status, body.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transaction_bundles_resolve_references_are_all_or_nothing_and_idempotent() {
+    let app = spawn_app().await;
+    let t = token(&app, "coordinator@test.example", "user/*.*");
+    // A new patient and an observation about it, linked by urn:uuid (http.html#transaction).
+    let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:6a0c8f4e-1111-4c1a-9a57-0c9d0c1e2f01",
+         "resource": {"resourceType": "Patient", "identifier": [{"system": "urn:test:mrn", "value": "TX-1"}], "name": [{"family": "Transaktion", "given": ["Zoë"]}]},
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=urn:test:mrn|TX-1"}},
+        {"fullUrl": "urn:uuid:6a0c8f4e-1111-4c1a-9a57-0c9d0c1e2f02",
+         "resource": {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                      "subject": {"reference": "urn:uuid:6a0c8f4e-1111-4c1a-9a57-0c9d0c1e2f01"}, "valueQuantity": {"value": 72, "unit": "/min"}},
+         "request": {"method": "POST", "url": "Observation"}}
+    ]});
+    let (status, body) = post_bundle(&app, &t, bundle.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["type"], "transaction-response");
+    assert_eq!(
+        body["entry"][0]["response"]["status"], "201 Created",
+        "{body}"
+    );
+    assert_eq!(
+        body["entry"][1]["response"]["status"], "201 Created",
+        "{body}"
+    );
+    let patient_id = body["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        body["entry"][0]["response"]["location"],
+        format!("Patient/{patient_id}/_history/1")
+    );
+    assert_eq!(
+        body["entry"][1]["resource"]["subject"]["reference"],
+        format!("Patient/{patient_id}"),
+        "the urn:uuid reference was rewritten to the stored id"
+    );
+    // The creator joined the new patient's care team: the patient reads back.
+    let (status, _, _) = get(&app, &format!("/fhir/Patient/{patient_id}"), Some(&t)).await;
+    assert_eq!(status, 200);
+    // The same transaction again: ifNoneExist matches, the observation is a replay.
+    let (status, again) = post_bundle(&app, &t, bundle).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["entry"][0]["response"]["status"], "200 OK", "{again}");
+    assert_eq!(
+        again["entry"][0]["response"]["etag"], "W/\"1\"",
+        "no new version"
+    );
+
+    // One failing entry (a version condition on a resource at another version) rolls it all
+    // back: the first entry's update is not kept.
+    let count_before = tokio::task::block_in_place(|| app.store.counts_by_type().unwrap());
+    let failing = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "id": patient_id, "identifier": [{"system": "urn:test:mrn", "value": "TX-1"}], "name": [{"family": "Changed"}]},
+         "request": {"method": "PUT", "url": format!("Patient/{patient_id}")}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": format!("Patient/{patient_id}")}},
+         "request": {"method": "PUT", "url": "Observation/no-such-observation", "ifMatch": "W/\"4\""}}
+    ]});
+    let (status, body) = post_bundle(&app, &t, failing).await;
+    assert_eq!(status, 412, "{body}");
+    assert_outcome(&body, "conflict");
+    assert_eq!(body["issue"][0]["expression"][0], "Bundle.entry[1]");
+    let (_, _, current) = get(&app, &format!("/fhir/Patient/{patient_id}"), Some(&t)).await;
+    assert_eq!(current["name"][0]["family"], "Transaktion", "rolled back");
+    assert_eq!(current["meta"]["versionId"], "1");
+    let count_after = tokio::task::block_in_place(|| app.store.counts_by_type().unwrap());
+    assert_eq!(count_before, count_after);
+
+    // A type that is not batch or transaction is refused, naming Bundle.type.
+    let (status, body) = post_bundle(
+        &app,
+        &t,
+        serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": []}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["issue"][0]["expression"][0], "Bundle.type");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bundle_entries_are_authorised_per_patient_a_transaction_is_refused_whole_a_batch_per_entry(
+) {
+    let app = spawn_app().await;
+    let ids = app.patient_ids();
+    let (mine, other) = (ids[0].clone(), ids[1].clone());
+    tokio::task::block_in_place(|| {
+        app.add_user("coord2@test.example", "coordinator", None, None);
+    });
+    app.assign("coord2@test.example", &mine);
+    let t = token(&app, "coord2@test.example", "user/*.*");
+    let obs = |patient: &str, id: &str| {
+        serde_json::json!({"resource": {"resourceType": "Observation", "id": id, "status": "final", "code": {"text": "Bundle check"}, "subject": {"reference": format!("Patient/{patient}")}},
+            "request": {"method": "PUT", "url": format!("Observation/{id}")}})
+    };
+    let before = app.last_audit_seq();
+    let (status, body) = post_bundle(
+        &app,
+        &t,
+        serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [obs(&mine, "bundle-mine-1"), obs(&other, "bundle-other-1")]}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_outcome(&body, "forbidden");
+    assert_eq!(body["issue"][0]["expression"][0], "Bundle.entry[1]");
+    let records = app.audit_after(before);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0].record.outcome.as_str(), "denied");
+    assert_eq!(
+        records[0].record.patient_id.as_deref(),
+        Some(other.as_str())
+    );
+    let (status, _, _) = get(&app, "/fhir/Observation/bundle-mine-1", Some(&t)).await;
+    assert_eq!(
+        status, 404,
+        "nothing of the refused transaction was written"
+    );
+
+    // The same entries as a batch: the allowed one is written, the other refused.
+    let before = app.last_audit_seq();
+    let (status, body) = post_bundle(
+        &app,
+        &t,
+        serde_json::json!({"resourceType": "Bundle", "type": "batch", "entry": [obs(&mine, "bundle-mine-2"), obs(&other, "bundle-other-2")]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["type"], "batch-response");
+    assert_eq!(body["entry"][0]["response"]["status"], "201 Created");
+    assert_eq!(body["entry"][1]["response"]["status"], "403 Forbidden");
+    let records = app.audit_after(before);
+    let by_patient = |p: &str| {
+        records
+            .iter()
+            .filter(|r| r.record.patient_id.as_deref() == Some(p))
+            .map(|r| r.record.outcome.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by_patient(&mine), ["success"], "{records:#?}");
+    assert_eq!(by_patient(&other), ["denied"], "{records:#?}");
+    let (status, _, _) = get(&app, "/fhir/Observation/bundle-mine-2", Some(&t)).await;
+    assert_eq!(status, 200);
+}

@@ -13,6 +13,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Cookies marked Secure: Rapport is reached over HTTPS (a TLS-terminating proxy in front).
     pub secure_cookies: bool,
+    /// The address users and FHIR clients reach Rapport at (`https://rapport.example.org`), for
+    /// absolute URLs in FHIR responses; without it they follow the request's Host header.
+    pub public_url: Option<String>,
     pub data_dir: PathBuf,
     pub database_url: DatabaseUrl,
 }
@@ -39,6 +42,10 @@ pub struct ServeArgs {
     /// TLS-terminating reverse proxy; see README, "Deploying").
     #[arg(long, env = "RAPPORT_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// The public address of this server (`https://rapport.example.org`), used in the absolute
+    /// URLs of FHIR responses (Location, paging links, fullUrl). Default: from the Host header.
+    #[arg(long, env = "RAPPORT_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -54,9 +61,22 @@ impl StoreArgs {
 
 impl ServeArgs {
     pub fn config(&self) -> anyhow::Result<Config> {
+        let public_url = match self.public_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(u) => {
+                let parsed = url::Url::parse(u)
+                    .ok()
+                    .filter(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
+                    .with_context(|| {
+                        format!("--public-url / RAPPORT_PUBLIC_URL '{u}' is not an http(s) URL")
+                    })?;
+                Some(parsed.as_str().trim_end_matches('/').to_owned())
+            }
+        };
         Ok(Config {
             listen: self.listen,
             secure_cookies: self.secure_cookies,
+            public_url,
             data_dir: self.store.data_dir.clone(),
             database_url: self.store.database_url()?,
         })

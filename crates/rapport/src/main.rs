@@ -210,6 +210,7 @@ fn store_only(args: &StoreArgs) -> anyhow::Result<rapport::Config> {
     Ok(rapport::Config {
         listen: "127.0.0.1:0".parse().expect("a valid address"),
         secure_cookies: false,
+        public_url: None,
         data_dir: args.data_dir.clone(),
         database_url: args.database_url()?,
     })
@@ -222,6 +223,7 @@ fn serve(
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let settings = rapport_web::Settings {
         secure_cookies: config.secure_cookies,
+        public_url: config.public_url.clone(),
         ..rapport_web::Settings::default()
     };
     let listen = config.listen;

@@ -282,6 +282,31 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
 }
 
+/// The service base URL (FHIR R4 http.html#root) for absolute URLs in responses: the configured
+/// public address, or the scheme and Host of the request. A Host that is not a plain host name
+/// (and port) is not echoed back.
+pub(crate) fn fhir_base(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &state.settings.public_url {
+        return format!("{u}/fhir");
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })
+        .unwrap_or("localhost");
+    let scheme = if state.settings.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}/fhir")
+}
+
 /// The patient a stored version belongs to (Patient CompartmentDefinition), from its content.
 fn patient_of(stored: &StoredResource) -> Option<String> {
     let v: Value = serde_json::from_str(&stored.content).ok()?;
@@ -462,6 +487,7 @@ async fn history(
         format!("{ty}/{id}/_history"),
     )
     .await?;
+    let base = fhir_base(&state, &headers);
     let entries: Vec<Value> = versions
         .iter()
         .rev()
@@ -473,7 +499,7 @@ async fn history(
             };
             let url = if method == "POST" { ty.clone() } else { format!("{ty}/{id}") };
             let mut entry = json!({
-                "fullUrl": format!("{ty}/{id}"),
+                "fullUrl": format!("{base}/{ty}/{id}"),
                 "request": {"method": method, "url": url},
                 "response": {"status": status, "etag": format!("W/\"{}\"", v.version), "lastModified": chrono::DateTime::from_timestamp_millis(v.last_updated_ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)},
             });
@@ -489,7 +515,7 @@ async fn history(
         "resourceType": "Bundle",
         "type": "history",
         "total": entries.len(),
-        "link": [{"relation": "self", "url": format!("{ty}/{id}/_history")}],
+        "link": [{"relation": "self", "url": format!("{base}/{ty}/{id}/_history")}],
         "entry": entries,
     });
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
@@ -526,6 +552,7 @@ async fn everything(
 ) -> Result<Response, Outcome> {
     check_format(&q, &headers)?;
     check_type_and_id("Patient", &id)?;
+    let base = fhir_base(&state, &headers);
     let now = state.clock.now_ms();
     let (principal, pid) = (caller.principal.clone(), id.clone());
     let decision = state
@@ -588,7 +615,7 @@ async fn everything(
         }
         body.push_str(&format!(
             "{{\"fullUrl\":{},\"resource\":",
-            Value::String(format!("{}/{}", r.key.resource_type, r.key.id))
+            Value::String(format!("{base}/{}/{}", r.key.resource_type, r.key.id))
         ));
         body.push_str(&r.content);
         body.push_str(",\"search\":{\"mode\":\"match\"}}");
@@ -638,6 +665,7 @@ fn patient_of_value(ty: &str, id: &str, v: &Value) -> Option<String> {
 
 /// `Prefer: return=…` (http.html#ops): the body of a successful write.
 fn write_response(
+    state: &AppState,
     status: StatusCode,
     stored: Option<&StoredResource>,
     headers: &HeaderMap,
@@ -678,8 +706,11 @@ fn write_response(
         h.insert(
             header::LOCATION,
             HeaderValue::from_str(&format!(
-                "/fhir/{}/{}/_history/{}",
-                r.key.resource_type, r.key.id, r.version
+                "{}/{}/{}/_history/{}",
+                fhir_base(state, headers),
+                r.key.resource_type,
+                r.key.id,
+                r.version
             ))
             .expect("a valid header"),
         );
@@ -1056,6 +1087,7 @@ async fn batch_or_transaction(
             Ok(out)
         })
         .await?;
+    let base = fhir_base(&state, &headers);
     let mut response_entries: Vec<Value> = vec![Value::Null; entries.len()];
     for o in &report.outcomes {
         let status = match o.action {
@@ -1078,7 +1110,7 @@ async fn batch_or_transaction(
         }
         let mut entry = json!({"response": response});
         if let Some(r) = stored.get(&o.key).filter(|r| !r.deleted) {
-            entry["fullUrl"] = json!(format!("{}/{}", r.key.resource_type, r.key.id));
+            entry["fullUrl"] = json!(format!("{base}/{}/{}", r.key.resource_type, r.key.id));
             if let Ok(v) = serde_json::from_str::<Value>(&r.content) {
                 entry["resource"] = v;
             }
@@ -1193,7 +1225,7 @@ async fn create(
     } else {
         StatusCode::OK
     };
-    Ok(write_response(status, stored.as_ref(), &headers))
+    Ok(write_response(&state, status, stored.as_ref(), &headers))
 }
 
 /// `PUT /fhir/{type}/{id}` (http.html#update): update, or create with the client's id; with
@@ -1271,7 +1303,7 @@ async fn update(
     } else {
         StatusCode::OK
     };
-    Ok(write_response(status, stored.as_ref(), &headers))
+    Ok(write_response(&state, status, stored.as_ref(), &headers))
 }
 
 /// `DELETE /fhir/{type}/{id}` (http.html#delete): a tombstone version; 204.
@@ -1474,7 +1506,8 @@ async fn search(
     state
         .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
         .await?;
-    let link = |o: usize| format!("/fhir/{ty}?{}&_count={count}&_offset={o}", kept.join("&"));
+    let base = fhir_base(&state, &headers);
+    let link = |o: usize| format!("{base}/{ty}?{}&_count={count}&_offset={o}", kept.join("&"));
     let mut links = vec![json!({"relation": "self", "url": link(offset)})];
     if offset + count < total {
         links.push(json!({"relation": "next", "url": link(offset + count)}));
@@ -1492,7 +1525,7 @@ async fn search(
         first = false;
         body.push_str(&format!(
             "{{\"fullUrl\":{},\"resource\":",
-            Value::String(format!("{}/{}", r.key.resource_type, r.key.id))
+            Value::String(format!("{base}/{}/{}", r.key.resource_type, r.key.id))
         ));
         body.push_str(&r.content);
         body.push_str(",\"search\":{\"mode\":\"match\"}}");

@@ -31,7 +31,7 @@ pub use caller::Caller;
 pub use error::WebError;
 
 /// Security settings of the web layer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub session: SessionPolicy,
     pub lockout: LockoutPolicy,
@@ -40,6 +40,9 @@ pub struct Settings {
     /// Failed sign-in attempts allowed per client address per 5 minutes. Behind a reverse proxy
     /// every user shares the proxy's address, hence a generous default.
     pub sign_in_attempts_per_address: u32,
+    /// The public address (`https://rapport.example.org`, no trailing slash) for absolute URLs in
+    /// FHIR responses; `None`: taken from each request's Host header.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -49,6 +52,7 @@ impl Default for Settings {
             lockout: LockoutPolicy::default(),
             secure_cookies: false,
             sign_in_attempts_per_address: 100,
+            public_url: None,
         }
     }
 }

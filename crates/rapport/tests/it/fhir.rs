@@ -361,9 +361,10 @@ async fn create_update_and_delete_keep_versions_and_if_match_guards_concurrent_e
     assert_eq!(status, 201, "{body:?}");
     assert_eq!(headers["etag"], "W/\"1\"");
     let id = body.unwrap()["id"].as_str().unwrap().to_owned();
+    // Absolute, from the request's Host (http.html#create: Location is [base]/Patient/id/_history/1).
     assert_eq!(
         headers["location"].to_str().unwrap(),
-        format!("/fhir/Patient/{id}/_history/1")
+        format!("http://{}/fhir/Patient/{id}/_history/1", app.addr)
     );
     let path = format!("/fhir/Patient/{id}");
     let named = |n: &str| serde_json::json!({"resourceType": "Patient", "id": id, "name": [{"family": n}], "birthDate": "1980-02-03"});

@@ -100,7 +100,11 @@ pub async fn reply(r: reqwest::Response) -> Reply {
 }
 
 impl TestApp {
+    /// The URL of a path on the app; an absolute URL (a FHIR paging link) is kept as it is.
     pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_owned();
+        }
         format!("http://{}{path}", self.addr)
     }
 

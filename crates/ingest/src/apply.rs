@@ -57,7 +57,8 @@ pub struct Change<'a> {
     /// The entry (`Bundle.entry[i]`).
     pub index: usize,
     pub key: &'a ResourceKey,
-    /// Created, Updated or Deleted.
+    /// Created, Updated or Deleted; Unchanged or Matched when the entry found its resource as it
+    /// is (the caller still gets it back, so it is authorised too).
     pub action: Action,
     /// The patient the current version belongs to, if it exists.
     pub old_patient: Option<&'a str>,
@@ -346,26 +347,38 @@ struct Run<'t, 'f> {
     writers: HashMap<ResourceKey, usize>,
     /// (type, system, value) of resources planned in this input, for identity matching.
     by_identifier: HashMap<(String, String, String), ResourceKey>,
-    conditional_cache: HashMap<String, Result<String, (String, bool)>>,
+    conditional_cache: HashMap<String, Result<String, (String, Failure)>>,
     /// What was written, per patient (`None`: resources of no patient), for the audit trail.
     patients_written: BTreeMap<Option<String>, Vec<String>>,
 }
 
 /// An error about one entry: message and whether another input might fix it.
-type EntryResult<T> = Result<T, (String, bool)>;
+pub(crate) type EntryResult<T> = Result<T, (String, Failure)>;
+
+/// Why an entry failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The entry is wrong.
+    Invalid,
+    /// A conditional reference matched nothing yet: another input may create its target.
+    Unresolved,
+    /// A conditional create, update or delete matched more than one resource: HTTP 412
+    /// (http.html#cond-update, "the client's criteria were not selective enough").
+    NotSelective,
+}
 
 fn fail<T>(message: impl Into<String>) -> EntryResult<T> {
-    Err((message.into(), false))
+    Err((message.into(), Failure::Invalid))
 }
 
 impl Run<'_, '_> {
-    fn error(&mut self, index: Option<usize>, (message, retryable): (String, bool)) {
+    fn error(&mut self, index: Option<usize>, (message, why): (String, Failure)) {
         self.report.errors.push(ImportError {
             file: self.file.to_owned(),
             entry: index,
             message,
-            retryable,
-            conflict: false,
+            retryable: why == Failure::Unresolved,
+            conflict: why == Failure::NotSelective,
             forbidden: false,
         });
     }
@@ -391,7 +404,7 @@ impl Run<'_, '_> {
         for e in parsed.entries {
             match e {
                 Ok(e) => entries.push(e),
-                Err(e) => self.error(Some(e.index), (e.message, false)),
+                Err(e) => self.error(Some(e.index), (e.message, Failure::Invalid)),
             }
         }
         if transaction && !self.report.errors.is_empty() {
@@ -424,7 +437,7 @@ impl Run<'_, '_> {
                                 "Bundle.entry[{other}] and Bundle.entry[{index}] both write {}/{}; a bundle may change a resource only once",
                                 key.resource_type, key.id
                             );
-                            self.error(Some(index), (msg, false));
+                            self.error(Some(index), (msg, Failure::Invalid));
                             if transaction {
                                 return rejected(&spec);
                             }
@@ -515,6 +528,8 @@ impl Run<'_, '_> {
             .filter(|p| !p.failed)
             .filter_map(|p| match &p.op {
                 Op::Write { key, .. } | Op::Delete { key } => Some(key.clone()),
+                // A match is shown to the caller: its patient is needed to authorise that.
+                Op::Matched { key } if guard.is_some() => Some(key.clone()),
                 _ => None,
             })
             .collect();
@@ -577,7 +592,10 @@ impl Run<'_, '_> {
                     .and_then(|e| e.patient_key.clone())
             };
             let (key, action, version, old) = match planned.op {
-                Op::Matched { key } => (key, Action::Matched, None, None),
+                Op::Matched { key } => {
+                    let old = old_patient(&existing.remove(&key).flatten());
+                    (key, Action::Matched, None, old)
+                }
                 Op::Skip { key } => (key, Action::Skipped, None, None),
                 Op::Delete { key } => {
                     let e = existing.remove(&key).flatten();
@@ -606,7 +624,7 @@ impl Run<'_, '_> {
                     let old = old_patient(&e);
                     match e {
                         Some(e) if !e.deleted && e.hashes.contains(&hash) => {
-                            (key, Action::Unchanged, None, None)
+                            (key, Action::Unchanged, None, old)
                         }
                         Some(e) => (
                             key,
@@ -662,15 +680,21 @@ impl Run<'_, '_> {
             decided.push((index, key, action, new_version, old));
         }
         if let Some(guard) = guard {
+            // Entries that change nothing (a replay, a conditional create's match) are shown to
+            // the guard too: the caller gets the stored resource back.
             let changes: Vec<Change<'_>> = decided
                 .iter()
-                .filter(|d| d.3.is_some())
+                .filter(|d| d.2 != Action::Skipped)
                 .map(|(index, key, action, v, old)| Change {
                     index: *index,
                     key,
                     action: *action,
                     old_patient: old.as_deref(),
-                    new_patient: v.as_ref().and_then(|v| v.patient_key.as_deref()),
+                    new_patient: match v {
+                        Some(v) => v.patient_key.as_deref(),
+                        None if *action == Action::Deleted => None,
+                        None => old.as_deref(),
+                    },
                 })
                 .collect();
             let refusals: Vec<(usize, String)> = guard(&changes)
@@ -698,6 +722,16 @@ impl Run<'_, '_> {
         // 3c. Write.
         let mut source_id = None;
         for (index, key, action, new_version, old) in decided {
+            if new_version.is_none() && guard.is_some() {
+                if let Action::Unchanged | Action::Matched = action {
+                    // A user's request that found its resource as it is: still a touch of the
+                    // patient's data, recorded like a write.
+                    self.patients_written
+                        .entry(old.clone())
+                        .or_default()
+                        .push(format!("{}/{}", key.resource_type, key.id));
+                }
+            }
             if let Some(mut new_version) = new_version {
                 new_version.source_id = Some(match source_id {
                     Some(id) => id,
@@ -897,8 +931,9 @@ impl Run<'_, '_> {
         Ok(match found.len() {
             0 => Ok(None),
             1 => Ok(found.pop()),
-            n => fail(format!(
-                "search '{ty}?{raw}' matches {n} resources; it must match one"
+            n => Err((
+                format!("search '{ty}?{raw}' matches {n} resources; it must match one"),
+                Failure::NotSelective,
             )),
         })
     }
@@ -921,14 +956,15 @@ impl Run<'_, '_> {
                         Ok(Ok(Some(id))) => Ok(format!("{resource_type}/{id}")),
                         Ok(Ok(None)) => Err((
                             format!("conditional reference '{r}' matches no resource"),
-                            true,
+                            Failure::Unresolved,
                         )),
-                        Ok(Err((m, _))) => {
-                            Err((format!("conditional reference '{r}': {m}"), false))
-                        }
+                        Ok(Err((m, _))) => Err((
+                            format!("conditional reference '{r}': {m}"),
+                            Failure::Invalid,
+                        )),
                         Err(e) => {
                             store_error = Some(e);
-                            Err(("storage error".to_owned(), false))
+                            Err(("storage error".to_owned(), Failure::Invalid))
                         }
                     };
                     self.conditional_cache

@@ -31,6 +31,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("migrations/postgres/0003_index_without_foreign_keys.sql"),
     ),
     (4, include_str!("migrations/postgres/0004_audit_head.sql")),
+    (
+        5,
+        include_str!("migrations/postgres/0005_history_by_time.sql"),
+    ),
 ];
 
 /// Serialises migrations of concurrent start-ups (pg_advisory_xact_lock key).
@@ -544,6 +548,32 @@ impl Store for PgStore {
             &[(&key.resource_type, Type::TEXT), (&key.id, Type::TEXT)],
         )?;
         Ok(rows.iter().map(stored_from_row).collect())
+    }
+
+    fn history_since(
+        &self,
+        resource_type: Option<&str>,
+        since_ms: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<(StoredResource, Option<String>)>> {
+        let mut conn = self.pool.get()?;
+        let since = since_ms.unwrap_or(i64::MIN);
+        let limit = limit as i64;
+        let rows = conn.query_typed(
+            "SELECT v.resource_type, v.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry, v.patient_key
+             FROM resource_version v LEFT JOIN source s ON s.source_id = v.source_id
+             WHERE ($1::text IS NULL OR v.resource_type = $1) AND v.last_updated >= $2
+             ORDER BY v.last_updated DESC, v.resource_type DESC, v.id DESC, v.version DESC LIMIT $3",
+            &[
+                (&resource_type, Type::TEXT),
+                (&since, Type::INT8),
+                (&limit, Type::INT8),
+            ],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (stored_from_row(r), r.get(10)))
+            .collect())
     }
 
     fn find_ids(&self, query: &Query) -> Result<Vec<String>> {

@@ -23,6 +23,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("migrations/sqlite/0003_index_without_foreign_keys.sql"),
     ),
     (4, include_str!("migrations/sqlite/0004_audit_head.sql")),
+    (
+        5,
+        include_str!("migrations/sqlite/0005_history_by_time.sql"),
+    ),
 ];
 
 /// Numbers of the search parameters (table `search_param`), by resource type and code.
@@ -770,6 +774,28 @@ impl Store for SqliteStore {
         )?;
         let rows = stmt
             .query_map(params![key.resource_type, key.id], stored_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn history_since(
+        &self,
+        resource_type: Option<&str>,
+        since_ms: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<(StoredResource, Option<String>)>> {
+        let conn = self.readers.get()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT v.resource_type, v.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry, v.patient_key
+             FROM resource_version v LEFT JOIN source s ON s.source_id = v.source_id
+             WHERE (?1 IS NULL OR v.resource_type = ?1) AND v.last_updated >= ?2
+             ORDER BY v.last_updated DESC, v.vrow DESC LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![resource_type, since_ms.unwrap_or(i64::MIN), limit as i64],
+                |r| Ok((stored_from_row(r)?, r.get(10)?)),
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

@@ -79,6 +79,14 @@ impl Store for Closed {
     fn read_many(&self, _: &[crate::ResourceKey]) -> Result<Vec<crate::StoredResource>> {
         Ok(Vec::new())
     }
+    fn history_since(
+        &self,
+        _: Option<&str>,
+        _: Option<i64>,
+        _: u64,
+    ) -> Result<Vec<(crate::StoredResource, Option<String>)>> {
+        Err(crate::StoreError::Aborted)
+    }
     fn history(&self, _: &crate::ResourceKey) -> Result<Vec<crate::StoredResource>> {
         Ok(Vec::new())
     }

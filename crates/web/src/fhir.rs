@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use rapport_access::policy::{Action, Decision};
 use rapport_store::{ResourceKey, StoredResource};
 use serde::Deserialize;
@@ -34,6 +34,18 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
         )
         .add("GET", "/fhir/{type}", RouteAccess::PatientList, get(search))
         .add(
+            "GET",
+            "/fhir/_history",
+            RouteAccess::PatientList,
+            get(system_history),
+        )
+        .add(
+            "POST",
+            "/fhir/{type}/_search",
+            RouteAccess::PatientList,
+            post(search_post),
+        )
+        .add(
             "POST",
             "/fhir/{type}",
             RouteAccess::PatientWrite,
@@ -44,6 +56,24 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
             "/fhir/{type}/{id}",
             RouteAccess::PatientWrite,
             put(update),
+        )
+        .add(
+            "PATCH",
+            "/fhir/{type}/{id}",
+            RouteAccess::PatientWrite,
+            patch(patch_resource),
+        )
+        .add(
+            "PUT",
+            "/fhir/{type}",
+            RouteAccess::PatientWrite,
+            put(conditional_update),
+        )
+        .add(
+            "DELETE",
+            "/fhir/{type}",
+            RouteAccess::PatientWrite,
+            delete(conditional_delete),
         )
         .add(
             "DELETE",
@@ -244,9 +274,11 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
         .map(|t| {
             let mut r = json!({
                 "type": t,
-                "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "update"}, {"code": "delete"}, {"code": "history-instance"}, {"code": "create"}],
+                "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "update"}, {"code": "patch"}, {"code": "delete"}, {"code": "history-instance"}, {"code": "history-type"}, {"code": "create"}],
                 "updateCreate": true,
                 "conditionalCreate": true,
+                "conditionalUpdate": true,
+                "conditionalDelete": "single",
                 "versioning": "versioned",
                 "readHistory": true,
             });
@@ -276,7 +308,7 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
             "mode": "server",
             "security": {"description": "Bearer tokens (`rapport token create`) with SMART v1 scopes, or a signed-in session. Access follows care relationships; every request is audited."},
             "resource": resources,
-            "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
         }],
     });
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
@@ -409,8 +441,13 @@ async fn read(
     FhirCaller(caller): FhirCaller,
     Path((ty, id)): Path<(String, String)>,
     Query(q): Query<FormatParam>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, Outcome> {
+    // `/fhir/{type}/_history` shares the route (`_` is not allowed in ids, datatypes.html#id).
+    if id == "_history" {
+        return history_list(state, caller, Some(ty), &uri, &headers).await;
+    }
     check_format(&q, &headers)?;
     check_type_and_id(&ty, &id)?;
     let versions = versions_of(&state, &ty, &id).await?;
@@ -491,25 +528,7 @@ async fn history(
     let entries: Vec<Value> = versions
         .iter()
         .rev()
-        .map(|v| {
-            let (method, status) = match (v.deleted, v.version) {
-                (true, _) => ("DELETE", "204 No Content"),
-                (false, 1) => ("POST", "201 Created"),
-                (false, _) => ("PUT", "200 OK"),
-            };
-            let url = if method == "POST" { ty.clone() } else { format!("{ty}/{id}") };
-            let mut entry = json!({
-                "fullUrl": format!("{base}/{ty}/{id}"),
-                "request": {"method": method, "url": url},
-                "response": {"status": status, "etag": format!("W/\"{}\"", v.version), "lastModified": chrono::DateTime::from_timestamp_millis(v.last_updated_ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)},
-            });
-            if !v.deleted {
-                if let Ok(resource) = serde_json::from_str::<Value>(&v.content) {
-                    entry["resource"] = resource;
-                }
-            }
-            entry
-        })
+        .map(|v| history_entry(&base, v))
         .collect();
     let body = json!({
         "resourceType": "Bundle",
@@ -519,6 +538,184 @@ async fn history(
         "entry": entries,
     });
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
+}
+
+/// One version as an entry of a history Bundle (http.html#history): the request that made it
+/// (POST for the first version, PUT, DELETE) and its response.
+fn history_entry(base: &str, v: &StoredResource) -> Value {
+    let (ty, id) = (&v.key.resource_type, &v.key.id);
+    let (method, status) = match (v.deleted, v.version) {
+        (true, _) => ("DELETE", "204 No Content"),
+        (false, 1) => ("POST", "201 Created"),
+        (false, _) => ("PUT", "200 OK"),
+    };
+    let url = if method == "POST" {
+        ty.clone()
+    } else {
+        format!("{ty}/{id}")
+    };
+    let mut entry = json!({
+        "fullUrl": format!("{base}/{ty}/{id}"),
+        "request": {"method": method, "url": url},
+        "response": {"status": status, "etag": format!("W/\"{}\"", v.version), "lastModified": chrono::DateTime::from_timestamp_millis(v.last_updated_ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)},
+    });
+    if !v.deleted {
+        if let Ok(resource) = serde_json::from_str::<Value>(&v.content) {
+            entry["resource"] = resource;
+        }
+    }
+    entry
+}
+
+/// `GET /fhir/_history` and `GET /fhir/{type}/_history` (http.html#history): the versions
+/// written at or after `_since` (an instant or a date), newest first, at most `_count` (default
+/// 50, at most 1000). Only versions the caller may read are listed, each judged by the patient
+/// it belonged to; the request is audited as a list of what it returned.
+async fn history_list(
+    state: AppState,
+    caller: Caller,
+    ty: Option<String>,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Result<Response, Outcome> {
+    if let Some(t) = &ty {
+        check_type_and_id(t, "history")?;
+    }
+    let (mut since, mut count) = (None, DEFAULT_COUNT);
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match name {
+            "_since" => {
+                since = Some(
+                    rapport_fhir::date::parse_range(&value)
+                        .ok_or_else(|| {
+                            Outcome::new(
+                                StatusCode::BAD_REQUEST,
+                                "invalid",
+                                format!("_since '{value}' is not an instant or a date"),
+                            )
+                            .at("_since")
+                        })?
+                        .start,
+                )
+            }
+            "_count" => {
+                count = value
+                    .parse::<usize>()
+                    .map_err(|_| {
+                        Outcome::new(
+                            StatusCode::BAD_REQUEST,
+                            "invalid",
+                            "_count must be a whole number",
+                        )
+                        .at("_count")
+                    })?
+                    .min(MAX_COUNT)
+            }
+            "_format" => check_format(
+                &FormatParam {
+                    format: Some(value),
+                },
+                headers,
+            )?,
+            other => {
+                return Err(Outcome::new(
+                    StatusCode::BAD_REQUEST,
+                    "not-supported",
+                    format!("history takes _since, _count and _format, not '{other}'"),
+                )
+                .at(other.to_owned()))
+            }
+        }
+    }
+    let now = state.clock.now_ms();
+    let principal = caller.principal.clone();
+    let t = ty.clone();
+    let versions = state
+        .with_auth(move |s| {
+            // Read more than asked when some may be left out: a page of 50 readable versions on
+            // a store shared by many care teams.
+            let found = s.history_since(t.as_deref(), since, (count as u64).saturating_mul(4))?;
+            let facts = rapport_auth::user_facts(s, &principal, None, now)?;
+            Ok(found
+                .into_iter()
+                .filter(|(v, patient)| {
+                    let ty = v.key.resource_type.as_str();
+                    let d = match patient {
+                        Some(p) => rapport_access::policy::decide_for_type(
+                            &principal,
+                            p,
+                            &facts.facts_for(p),
+                            Action::Read,
+                            Some(ty),
+                            now,
+                        ),
+                        None => {
+                            rapport_access::policy::decide_directory(&principal, ty, Action::Read)
+                        }
+                    };
+                    d.is_allowed()
+                })
+                .take(count)
+                .map(|(v, _)| v)
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let mut entities: Vec<String> = Vec::new();
+    for v in &versions {
+        let e = format!("{}/{}", v.key.resource_type, v.key.id);
+        if !entities.contains(&e) {
+            entities.push(e);
+        }
+    }
+    let mut record = rapport_auth::access_record(
+        &caller.principal,
+        &caller.source,
+        Decision::Allow(rapport_access::policy::Basis::CareTeam),
+        Action::List,
+        None,
+        entities,
+        now,
+    );
+    record.basis = "readable-results".into();
+    record.detail = format!(
+        "history of {}: {} versions",
+        ty.as_deref().unwrap_or("all types"),
+        versions.len()
+    );
+    state
+        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+        .await?;
+    let base = fhir_base(&state, headers);
+    let entries: Vec<Value> = versions.iter().map(|v| history_entry(&base, v)).collect();
+    let path = match &ty {
+        Some(t) => format!("{base}/{t}/_history"),
+        None => format!("{base}/_history"),
+    };
+    let body = json!({
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": entries.len(),
+        "link": [{"relation": "self", "url": match uri.query() { Some(q) => format!("{path}?{q}"), None => path }}],
+        "entry": entries,
+    });
+    Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
+}
+
+/// `GET /fhir/_history`.
+async fn system_history(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
+    history_list(state, caller, None, &uri, &headers).await
 }
 
 /// `GET /fhir/{type}/{id}/${operation}`: the instance operations Rapport has.
@@ -1241,7 +1438,22 @@ async fn update(
     check_format(&q, &headers)?;
     check_type_and_id(&ty, &id)?;
     let expected = if_match(&headers)?;
-    let mut resource = parse_body(&ty, &body)?;
+    let resource = parse_body(&ty, &body)?;
+    update_resource(&state, &caller, &ty, &id, resource, expected, &headers).await
+}
+
+/// Update `ty/id` with `resource` (over version `expected`, if given): authorised as the patient
+/// the resource belongs to before and after, written through the importer, audited.
+async fn update_resource(
+    state: &AppState,
+    caller: &Caller,
+    ty: &str,
+    id: &str,
+    mut resource: Value,
+    expected: Option<i64>,
+    headers: &HeaderMap,
+) -> Result<Response, Outcome> {
+    let (state, caller, ty, id) = (state.clone(), caller, ty.to_owned(), id.to_owned());
     match resource.get("id").and_then(Value::as_str) {
         Some(body_id) if body_id != id => {
             return Err(Outcome::new(
@@ -1267,11 +1479,11 @@ async fn update(
     if old_patient != new_patient && current.is_some() {
         patients.push(old_patient);
     }
-    let decision = authorise_write(&state, &caller, &ty, &patients, false).await?;
+    let decision = authorise_write(&state, caller, &ty, &patients, false).await?;
     if let Decision::Deny(d) = decision {
         audit_refusal(
             &state,
-            &caller,
+            caller,
             decision,
             new_patient.as_deref(),
             format!("{ty}/{id}"),
@@ -1291,7 +1503,7 @@ async fn update(
     let entry = json!({"resource": resource, "request": request});
     let (action, _, stored) = write_entry(
         &state,
-        &caller,
+        caller,
         decision,
         new_patient,
         format!("{ty}/{id}"),
@@ -1303,7 +1515,227 @@ async fn update(
     } else {
         StatusCode::OK
     };
+    Ok(write_response(&state, status, stored.as_ref(), headers))
+}
+
+/// `PUT /fhir/{type}?criteria` (http.html#cond-update): no match creates, one match updates that
+/// resource, several are a 412. The resource to change is only known once the criteria are
+/// searched, so the change is authorised inside the write (see [`write_unit`]).
+async fn conditional_update(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path(ty): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Outcome> {
+    check_type_and_id(&ty, "new")?;
+    let criteria = criteria_of(&uri)?;
+    let resource = parse_body(&ty, &body)?;
+    let mut request = json!({"method": "PUT", "url": format!("{ty}?{criteria}")});
+    if let Some(v) = if_match(&headers)? {
+        request["ifMatch"] = json!(format!("W/\"{v}\""));
+    }
+    let entry = json!({"resource": resource, "request": request});
+    let (action, _, stored) = write_guarded(&state, &caller, ty.clone(), entry).await?;
+    let status = if action == rapport_ingest::Action::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(write_response(&state, status, stored.as_ref(), &headers))
+}
+
+/// `DELETE /fhir/{type}?criteria` (http.html#3.1.0.7.1): deletes the one match (nothing to do
+/// without a match: 204); several matches are a 412.
+async fn conditional_delete(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path(ty): Path<String>,
+    uri: axum::http::Uri,
+) -> Result<Response, Outcome> {
+    check_type_and_id(&ty, "new")?;
+    let criteria = criteria_of(&uri)?;
+    let entry = json!({"request": {"method": "DELETE", "url": format!("{ty}?{criteria}")}});
+    write_guarded(&state, &caller, ty, entry).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The search criteria of a conditional interaction: the query string less `_format`.
+fn criteria_of(uri: &axum::http::Uri) -> Result<String, Outcome> {
+    let criteria: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("_format="))
+        .collect();
+    if criteria.is_empty() {
+        return Err(Outcome::new(
+            StatusCode::BAD_REQUEST,
+            "required",
+            "a conditional update or delete needs search criteria (Type?identifier=…)",
+        ));
+    }
+    Ok(criteria.join("&"))
+}
+
+/// Write one entry whose target is only known once the importer has resolved it (conditional
+/// forms): every change is authorised in the write, refusals and failures are audited.
+async fn write_guarded(
+    state: &AppState,
+    caller: &Caller,
+    entity: String,
+    entry: Value,
+) -> Result<(rapport_ingest::Action, ResourceKey, Option<StoredResource>), Outcome> {
+    let now = state.clock.now_ms();
+    let mut template = rapport_auth::access_record(
+        &caller.principal,
+        &caller.source,
+        Decision::Allow(rapport_access::policy::Basis::CareTeam),
+        Action::Write,
+        None,
+        vec![entity.clone()],
+        now,
+    );
+    template.basis = "authorised-per-change".into();
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [entry]});
+    let (report, refused) = write_unit(state, caller, bundle, template).await?;
+    if let Some(e) = report.errors.first() {
+        let (status, code) = error_status(e);
+        if refused.is_empty() {
+            audit_refusal(
+                state,
+                caller,
+                Decision::Allow(rapport_access::policy::Basis::CareTeam),
+                None,
+                entity.clone(),
+                true,
+            )
+            .await?;
+        }
+        for (patient, denial) in &refused {
+            audit_refusal(
+                state,
+                caller,
+                Decision::Deny(*denial),
+                patient.as_deref(),
+                entity.clone(),
+                false,
+            )
+            .await?;
+        }
+        return Err(Outcome::new(status, code, e.message.clone()));
+    }
+    let outcome = report.outcomes.first().cloned().ok_or_else(|| {
+        Outcome::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            "the write left no outcome",
+        )
+    })?;
+    let key = outcome.key.clone();
+    let k = key.clone();
+    let stored = if key.id.is_empty() {
+        None
+    } else {
+        state.with_store(move |s| s.read(&k)).await?
+    };
+    Ok((outcome.action, key, stored))
+}
+
+/// `PATCH /fhir/{type}/{id}` with a JSON Patch document (`application/json-patch+json`,
+/// RFC 6902; http.html#patch): applied to the current version, then written as an update over
+/// that very version (a concurrent change in between is a 412, not a lost update). `If-Match`,
+/// when given, must name the current version.
+async fn patch_resource(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path((ty, id)): Path<(String, String)>,
+    Query(q): Query<FormatParam>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Outcome> {
+    check_format(&q, &headers)?;
+    check_type_and_id(&ty, &id)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/json-patch+json") {
+        return Err(Outcome::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not-supported",
+            "PATCH takes a JSON Patch document (Content-Type: application/json-patch+json)",
+        ));
+    }
+    let operations: json_patch::Patch = serde_json::from_slice(&body).map_err(|e| {
+        Outcome::new(
+            StatusCode::BAD_REQUEST,
+            "structure",
+            format!("the body is not a JSON Patch document: {e}"),
+        )
+    })?;
+    // The update below authorises the change (write access includes reading the record) and
+    // leaves the one audit record of this request.
+    let versions = versions_of(&state, &ty, &id).await?;
+    let Some(current) = versions.last() else {
+        return Err(not_found(&ty, &id));
+    };
+    if current.deleted {
+        return Ok(gone(&ty, &id, current.version));
+    }
+    if let Some(expected) = if_match(&headers)? {
+        if expected != current.version {
+            return Err(Outcome::new(
+                StatusCode::PRECONDITION_FAILED,
+                "conflict",
+                format!(
+                    "{ty}/{id} is at version W/\"{}\", not W/\"{expected}\"",
+                    current.version
+                ),
+            ));
+        }
+    }
+    let mut resource: Value = serde_json::from_str(&current.content).map_err(|e| {
+        Outcome::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            format!("the stored resource does not parse: {e}"),
+        )
+    })?;
+    json_patch::patch(&mut resource, &operations).map_err(|e| {
+        Outcome::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "processing",
+            format!("the patch does not apply: {e}"),
+        )
+    })?;
+    if resource.get("resourceType").and_then(Value::as_str) != Some(ty.as_str())
+        || resource.get("id").and_then(Value::as_str) != Some(id.as_str())
+    {
+        return Err(Outcome::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "processing",
+            "a patch may not change resourceType or id",
+        ));
+    }
+    // meta.versionId and meta.lastUpdated are the store's to set.
+    if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
+        meta.remove("versionId");
+        meta.remove("lastUpdated");
+    }
+    let body = serde_json::to_vec(&resource).expect("JSON serialises");
+    let resource = parse_body(&ty, &body)?;
+    update_resource(
+        &state,
+        &caller,
+        &ty,
+        &id,
+        resource,
+        Some(current.version),
+        &headers,
+    )
+    .await
 }
 
 /// `DELETE /fhir/{type}/{id}` (http.html#delete): a tombstone version; 204.
@@ -1392,12 +1824,51 @@ async fn search(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, Outcome> {
+    search_in(state, caller, ty, uri.query().unwrap_or(""), headers).await
+}
+
+/// `POST /fhir/{type}/_search` (search.html#Introduction): the parameters in an
+/// `application/x-www-form-urlencoded` body (and the URL), kept out of URLs and their logs.
+async fn search_post(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path(ty): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Outcome> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if !form && !body.is_empty() {
+        return Err(Outcome::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not-supported",
+            "_search takes its parameters as application/x-www-form-urlencoded",
+        ));
+    }
+    let body = std::str::from_utf8(&body)
+        .map_err(|_| Outcome::new(StatusCode::BAD_REQUEST, "invalid", "the form is not UTF-8"))?;
+    let raw: Vec<&str> = [uri.query().unwrap_or(""), body.trim()]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    search_in(state, caller, ty, &raw.join("&"), headers).await
+}
+
+async fn search_in(
+    state: AppState,
+    caller: Caller,
+    ty: String,
+    raw: &str,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
     check_type_and_id(&ty, "search")?;
     let strict = headers
         .get("prefer")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|p| p.contains("handling=strict"));
-    let raw = uri.query().unwrap_or("");
     let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
     let mut clauses = Vec::new();
     let mut warnings: Vec<String> = Vec::new();

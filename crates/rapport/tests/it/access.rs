@@ -167,6 +167,43 @@ async fn request(
             api(reqwest::Method::POST, "/fhir".into(), Some(bundle)).await
         }
         ("GET", "/fhir/{type}") => session.get(&format!("/fhir/Patient?_id={patient}")).await,
+        ("POST", "/fhir/{type}/_search") => {
+            let r = session
+                .app
+                .client
+                .post(session.app.url("/fhir/Patient/_search"))
+                .bearer_auth(token)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("_id={patient}"))
+                .send()
+                .await
+                .unwrap();
+            crate::helpers::reply(r).await
+        }
+        ("GET", "/fhir/_history") => session.get("/fhir/_history?_since=2020-01-01&_count=50").await,
+        ("PATCH", "/fhir/{type}/{id}") => {
+            let r = session
+                .app
+                .client
+                .patch(session.app.url(&format!("/fhir/Observation/{target}")))
+                .bearer_auth(token)
+                .header("content-type", "application/json-patch+json")
+                .body(r#"[{"op": "replace", "path": "/status", "value": "amended"}]"#)
+                .send()
+                .await
+                .unwrap();
+            crate::helpers::reply(r).await
+        }
+        ("PUT", "/fhir/{type}") => {
+            // A conditional update that matches nothing creates (http.html#cond-update).
+            let path = format!("/fhir/Observation?_id={target}");
+            let mut body = observation(None);
+            body["identifier"] = serde_json::json!([{"system": "urn:test:matrix", "value": target}]);
+            api(reqwest::Method::PUT, path, Some(body)).await
+        }
+        ("DELETE", "/fhir/{type}") => {
+            api(reqwest::Method::DELETE, format!("/fhir/Observation?_id={target}"), None).await
+        }
         ("GET", "/patients") => session.get("/patients").await,
         ("POST", "/patients") => session.submit("/patients", &[]).await,
         ("GET", "/patients/{id}") => session.get(&format!("/patients/{patient}")).await,
@@ -220,7 +257,7 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
                 // A resource of the patient for the delete to remove (written before the
                 // count starts), and a fresh id for the create-on-update.
                 let target = uuid::Uuid::new_v4().to_string();
-                if spec.method == "DELETE" {
+                if matches!(spec.method, "DELETE" | "PATCH") || spec.path == "/fhir/_history" {
                     tokio::task::block_in_place(|| {
                         let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
                             "resource": {"resourceType": "Observation", "id": target, "status": "final", "code": {"text": "To delete"}, "subject": {"reference": format!("Patient/{patient}")}},
@@ -258,6 +295,19 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
                 let r = &records[0].record;
                 assert_eq!(r.actor.label, email, "{case}");
                 match spec.access {
+                    RouteAccess::PatientList if spec.path == "/fhir/_history" => {
+                        // History lists only the versions that may be read.
+                        let listed = reply.body.contains(&format!("\"Observation/{target}\""))
+                            || reply.body.contains(&format!("/Observation/{target}\""));
+                        assert_eq!(reply.status, 200, "{case}: {}", reply.body);
+                        assert_eq!(listed, allowed, "{case}");
+                        assert_eq!(r.action.as_str(), "list", "{case}");
+                        assert_eq!(
+                            r.entities.contains(&format!("Observation/{target}")),
+                            allowed,
+                            "{case}"
+                        );
+                    }
                     RouteAccess::PatientList if spec.path.starts_with("/fhir") => {
                         // A FHIR search leaves out, and does not count, what may not be read.
                         let bundle: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
@@ -303,6 +353,7 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
                     RouteAccess::PatientWrite => {
                         let ok = match (spec.method, spec.path.starts_with("/fhir")) {
                             ("POST", true) if spec.path == "/fhir" => 200,
+                            ("PATCH", true) => 200,
                             ("POST" | "PUT", true) => 201,
                             ("DELETE", true) => 204,
                             _ => 303,

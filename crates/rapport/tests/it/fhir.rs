@@ -72,8 +72,10 @@ async fn the_capability_statement_says_what_is_supported() {
             "read",
             "vread",
             "update",
+            "patch",
             "delete",
             "history-instance",
+            "history-type",
             "create",
             "search-type"
         ]
@@ -800,4 +802,212 @@ async fn bundle_entries_are_authorised_per_patient_a_transaction_is_refused_whol
     assert_eq!(by_patient(&other), ["denied"], "{records:#?}");
     let (status, _, _) = get(&app, "/fhir/Observation/bundle-mine-2", Some(&t)).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conditional_update_and_delete_patch_history_and_post_search_answer_as_the_spec_says() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let t = token(&app, "coordinator@test.example", "user/*.*");
+    let patient = app.patient_ids()[0].clone();
+    let obs = |value: &str| {
+        serde_json::json!({"resourceType": "Observation", "status": "final",
+            "identifier": [{"system": "urn:test:cond", "value": value}],
+            "code": {"text": "Conditional"}, "subject": {"reference": format!("Patient/{patient}")}})
+    };
+    // Conditional update, no match: created (http.html#cond-update).
+    let (status, headers, body) = send(
+        &app,
+        Method::PUT,
+        "/fhir/Observation?identifier=urn:test:cond|A",
+        &t,
+        Some(obs("A")),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{body:?}");
+    let id = body.unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(headers["etag"], "W/\"1\"");
+    // One match: that resource is updated.
+    let mut changed = obs("A");
+    changed["status"] = "amended".into();
+    let (status, headers, body) = send(
+        &app,
+        Method::PUT,
+        "/fhir/Observation?identifier=urn:test:cond|A",
+        &t,
+        Some(changed),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body:?}");
+    assert_eq!(body.unwrap()["id"], id.as_str());
+    assert_eq!(headers["etag"], "W/\"2\"");
+    // Two matches: 412, nothing changed.
+    send(
+        &app,
+        Method::POST,
+        "/fhir/Observation",
+        &t,
+        Some(obs("A")),
+        &[],
+    )
+    .await;
+    let (status, _, body) = send(
+        &app,
+        Method::PUT,
+        "/fhir/Observation?identifier=urn:test:cond|A",
+        &t,
+        Some(obs("A")),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 412, "{body:?}");
+    // Without criteria: 400.
+    let (status, _, _) = send(
+        &app,
+        Method::PUT,
+        "/fhir/Observation",
+        &t,
+        Some(obs("B")),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // PATCH (JSON Patch): applied over the current version; a stale If-Match is a 412; a patch
+    // may not change the id; other media types are a 415.
+    let patch = |ops: &str, etag: Option<&str>| {
+        let mut r = app
+            .client
+            .patch(app.url(&format!("/fhir/Observation/{id}")))
+            .bearer_auth(&t)
+            .header("content-type", "application/json-patch+json")
+            .body(ops.to_owned());
+        if let Some(e) = etag {
+            r = r.header("if-match", e);
+        }
+        r.send()
+    };
+    let r = patch(
+        r#"[{"op": "add", "path": "/valueString", "value": "patched"}]"#,
+        Some("W/\"2\""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"], "W/\"3\"");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["valueString"], "patched");
+    assert_eq!(v["status"], "amended", "the rest is kept");
+    let r = patch(
+        r#"[{"op": "replace", "path": "/status", "value": "final"}]"#,
+        Some("W/\"2\""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 412);
+    let r = patch(
+        r#"[{"op": "replace", "path": "/id", "value": "other"}]"#,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = patch(r#"[{"op": "remove", "path": "/no/such/element"}]"#, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = app
+        .client
+        .patch(app.url(&format!("/fhir/Observation/{id}")))
+        .bearer_auth(&t)
+        .header("content-type", "application/fhir+json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    // Type history since a moment: the three versions of this observation, newest first, and
+    // the other new one; _count limits; a bad _since names the parameter.
+    let (status, _, body) = get(
+        &app,
+        "/fhir/Observation/_history?_since=2000-01-01&_count=4",
+        Some(&t),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["type"], "history");
+    let entries = body["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 4, "{body}");
+    let mine: Vec<&Value> = entries
+        .iter()
+        .filter(|e| {
+            e["fullUrl"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/Observation/{id}"))
+        })
+        .collect();
+    let versions: Vec<&str> = mine
+        .iter()
+        .map(|e| e["response"]["etag"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["W/\"3\"", "W/\"2\"", "W/\"1\""], "{body}");
+    assert_eq!(mine[2]["request"]["method"], "POST");
+    let (status, _, body) = get(&app, "/fhir/_history?_since=yesterday", Some(&t)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["issue"][0]["expression"][0], "_since");
+    let (status, _, body) = get(&app, "/fhir/_history?_count=2", Some(&t)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["entry"].as_array().unwrap().len(), 2);
+
+    // POST _search: the same answer as GET, parameters in the form body.
+    let r = app
+        .client
+        .post(app.url("/fhir/Observation/_search"))
+        .bearer_auth(&t)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("identifier=urn:test:cond%7CA")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["total"], 2, "{v}");
+
+    // Conditional delete: several matches are a 412; one match is deleted; none is a 204.
+    let (status, _, _) = send(
+        &app,
+        Method::DELETE,
+        "/fhir/Observation?identifier=urn:test:cond|A",
+        &t,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 412);
+    let (status, _, _) = send(
+        &app,
+        Method::DELETE,
+        &format!("/fhir/Observation?_id={id}"),
+        &t,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _, _) = get(&app, &format!("/fhir/Observation/{id}"), Some(&t)).await;
+    assert_eq!(status, 410);
+    let (status, _, _) = send(
+        &app,
+        Method::DELETE,
+        "/fhir/Observation?identifier=urn:test:cond|nothing",
+        &t,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
 }

@@ -130,6 +130,7 @@ fn bind_args(args: &[Arg]) -> Vec<Box<dyn ToSql + Sync>> {
             match a {
                 Arg::Text(s) => Box::new(s.clone()),
                 Arg::Int(i) => Box::new(*i),
+                Arg::Real(r) => Box::new(*r),
             }
         })
         .collect()
@@ -147,6 +148,7 @@ fn query_rows(client: &mut postgres::Client, sql: &Sql) -> Result<Vec<Row>> {
             match a {
                 Arg::Text(s) => (s, Type::TEXT),
                 Arg::Int(i) => (i, Type::INT8),
+                Arg::Real(r) => (r, Type::FLOAT8),
             }
         })
         .collect();

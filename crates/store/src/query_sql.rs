@@ -10,6 +10,7 @@ use crate::PatientSearch;
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
+    Real(f64),
 }
 
 #[derive(Clone)]
@@ -69,88 +70,243 @@ pub(crate) fn find_ids(query: &Query, layout: &dyn IndexLayout) -> Sql {
 pub(crate) fn find_ids_limited(query: &Query, layout: &dyn IndexLayout, limit: u64) -> Sql {
     let mut sql = Sql::new(layout.sign());
     let ty = query.resource_type.as_str();
-    let mut parts = Vec::new();
-    for clause in &query.clauses {
-        let part = match clause {
-            Clause::Id(id) => {
-                let t = sql.text_arg(ty);
-                let id = sql.text_arg(id);
-                format!(
-                    "SELECT id FROM resource WHERE resource_type = {t} AND id = {id} AND deleted = {}",
-                    false_literal(layout.sign())
-                )
-            }
-            Clause::Token {
-                param,
-                system,
-                code,
-            } => {
-                let c = sql.text_arg(code);
-                let condition = match system {
-                    Some(s) => format!("code = {c} AND system = {}", sql.text_arg(s)),
-                    None => format!("code = {c}"),
-                };
-                layout.select_ids(&mut sql, "idx_token", ty, param, &condition)
-            }
-            Clause::String { param, prefix } => {
-                let lo = sql.text_arg(prefix);
-                let hi = sql.text_arg(&prefix_end(prefix));
-                let condition = format!("value >= {lo} AND value < {hi}");
-                layout.select_ids(&mut sql, "idx_string", ty, param, &condition)
-            }
-            Clause::Date {
-                param,
-                prefix,
-                start,
-                end,
-            } => {
-                // The same comparisons as DatePrefix::holds, on [start_ms, end_ms). Only the
-                // bounds a comparison uses are bound (PostgreSQL refuses unused parameters).
-                use rapport_fhir::query::DatePrefix as P;
-                let (uses_start, uses_end) = match prefix {
-                    P::Gt | P::Sa => (false, true),
-                    P::Lt | P::Eb => (true, false),
-                    _ => (true, true),
-                };
-                let vs = if uses_start {
-                    sql.bind(Arg::Int(*start))
-                } else {
-                    String::new()
-                };
-                let ve = if uses_end {
-                    sql.bind(Arg::Int(*end))
-                } else {
-                    String::new()
-                };
-                let eq = format!("(start_ms >= {vs} AND end_ms <= {ve})");
-                let condition = match prefix {
-                    P::Eq => eq,
-                    P::Ne => format!("NOT {eq}"),
-                    P::Gt => format!("end_ms > {ve}"),
-                    P::Lt => format!("start_ms < {vs}"),
-                    P::Ge => format!("(end_ms > {ve} OR {eq})"),
-                    P::Le => format!("(start_ms < {vs} OR {eq})"),
-                    P::Sa => format!("start_ms >= {ve}"),
-                    P::Eb => format!("end_ms <= {vs}"),
-                    P::Ap => format!("(start_ms < {ve} AND end_ms > {vs})"),
-                };
-                layout.select_ids(&mut sql, "idx_date", ty, param, &condition)
-            }
-            Clause::Reference {
-                param,
-                target_type,
-                target_id,
-            } => {
-                let tt = sql.text_arg(target_type);
-                let ti = sql.text_arg(target_id);
-                let condition = format!("target_type = {tt} AND target_id = {ti}");
-                layout.select_ids(&mut sql, "idx_reference", ty, param, &condition)
-            }
-        };
-        parts.push(part);
+    let mut parts: Vec<String> = query
+        .clauses
+        .iter()
+        .map(|clause| clause_ids(clause, ty, &mut sql, layout))
+        .collect();
+    if parts.is_empty() {
+        // No criteria: every current resource of the type (search.html, `GET [base]/[type]`).
+        let t = sql.text_arg(ty);
+        parts.push(format!(
+            "SELECT id FROM resource WHERE resource_type = {t} AND deleted = {}",
+            false_literal(layout.sign())
+        ));
     }
     sql.text = format!("{} LIMIT {limit}", parts.join(" INTERSECT "));
     sql
+}
+
+/// `SELECT id` of the current resources of type `ty` that satisfy one clause.
+fn clause_ids(clause: &Clause, ty: &str, sql: &mut Sql, layout: &dyn IndexLayout) -> String {
+    let all_of_type = |sql: &mut Sql| {
+        let t = sql.text_arg(ty);
+        format!(
+            "SELECT id FROM resource WHERE resource_type = {t} AND deleted = {}",
+            false_literal(layout.sign())
+        )
+    };
+    match clause {
+        Clause::Id(id) => {
+            let t = sql.text_arg(ty);
+            let id = sql.text_arg(id);
+            format!(
+                "SELECT id FROM resource WHERE resource_type = {t} AND id = {id} AND deleted = {}",
+                false_literal(layout.sign())
+            )
+        }
+        Clause::Token {
+            param,
+            system,
+            code,
+        } => {
+            let c = sql.text_arg(code);
+            let condition = match system {
+                Some(s) => format!("code = {c} AND system = {}", sql.text_arg(s)),
+                None => format!("code = {c}"),
+            };
+            layout.select_ids(sql, "idx_token", ty, param, &condition)
+        }
+        Clause::TokenSystem { param, system } => {
+            let condition = format!("system = {}", sql.text_arg(system));
+            layout.select_ids(sql, "idx_token", ty, param, &condition)
+        }
+        Clause::TokenNot {
+            param,
+            system,
+            code,
+        } => {
+            let all = all_of_type(sql);
+            let matching = clause_ids(
+                &Clause::Token {
+                    param,
+                    system: system.clone(),
+                    code: code.clone(),
+                },
+                ty,
+                sql,
+                layout,
+            );
+            format!("SELECT id FROM ({all} EXCEPT {matching}) AS n")
+        }
+        Clause::String { param, prefix } => {
+            let lo = sql.text_arg(prefix);
+            let hi = sql.text_arg(&prefix_end(prefix));
+            let condition = format!("value >= {lo} AND value < {hi}");
+            layout.select_ids(sql, "idx_string", ty, param, &condition)
+        }
+        Clause::StringContains { param, text } => {
+            // Normalised values hold no LIKE wildcards that matter: `%` and `_` in the search
+            // text are escaped.
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = sql.text_arg(&format!("%{escaped}%"));
+            let condition = format!("value LIKE {pattern} ESCAPE '\\'");
+            layout.select_ids(sql, "idx_string", ty, param, &condition)
+        }
+        Clause::StringExact { param, value } => {
+            let condition = format!("value = {}", sql.text_arg(value));
+            layout.select_ids(sql, "idx_string", ty, param, &condition)
+        }
+        Clause::Date {
+            param,
+            prefix,
+            start,
+            end,
+        } => {
+            let condition = date_condition(sql, *prefix, *start, *end, "start_ms", "end_ms");
+            layout.select_ids(sql, "idx_date", ty, param, &condition)
+        }
+        Clause::LastUpdated { prefix, start, end } => {
+            // A point in time: the range [t, t + 1 ms).
+            let condition = date_condition(
+                sql,
+                *prefix,
+                *start,
+                *end,
+                "last_updated",
+                "(last_updated + 1)",
+            );
+            format!("{} AND {condition}", all_of_type(sql))
+        }
+        Clause::Reference {
+            param,
+            target_type,
+            target_id,
+        } => {
+            let tt = sql.text_arg(target_type);
+            let ti = sql.text_arg(target_id);
+            let condition = format!("target_type = {tt} AND target_id = {ti}");
+            layout.select_ids(sql, "idx_reference", ty, param, &condition)
+        }
+        Clause::Quantity {
+            param,
+            prefix,
+            low,
+            high,
+            system,
+            code,
+        } => {
+            use rapport_fhir::query::DatePrefix as P;
+            let mid = (low + high) / 2.0;
+            let mut bound = |v: f64| sql.bind(Arg::Real(v));
+            // The same comparisons as rapport_fhir::query::quantity_holds.
+            let mut condition = match prefix {
+                P::Eq => format!("value >= {} AND value < {}", bound(*low), bound(*high)),
+                P::Ne => format!(
+                    "NOT (value >= {} AND value < {})",
+                    bound(*low),
+                    bound(*high)
+                ),
+                P::Gt | P::Sa => format!("value > {}", bound(mid)),
+                P::Lt | P::Eb => format!("value < {}", bound(mid)),
+                P::Ge => format!("value >= {}", bound(mid)),
+                P::Le => format!("value <= {}", bound(mid)),
+                P::Ap => {
+                    let tolerance = (mid * 0.1).abs().max(high - mid);
+                    format!(
+                        "value >= {} AND value <= {}",
+                        bound(mid - tolerance),
+                        bound(mid + tolerance)
+                    )
+                }
+            };
+            if let Some(s) = system {
+                condition.push_str(&format!(" AND system = {}", sql.text_arg(s)));
+            }
+            if let Some(c) = code {
+                let c1 = sql.text_arg(c);
+                let c2 = sql.text_arg(c);
+                condition.push_str(&format!(" AND (code = {c1} OR unit = {c2})"));
+            }
+            layout.select_ids(sql, "idx_quantity", ty, param, &condition)
+        }
+        Clause::Missing {
+            param,
+            kind,
+            missing,
+        } => {
+            use rapport_fhir::search_param::ParamKind as K;
+            let table = match kind {
+                K::Token | K::Uri => "idx_token",
+                K::String => "idx_string",
+                K::Date => "idx_date",
+                K::Reference => "idx_reference",
+                K::Number | K::Quantity => "idx_quantity",
+            };
+            let with_value = layout.select_ids(sql, table, ty, param, "1 = 1");
+            if *missing {
+                let all = all_of_type(sql);
+                format!("SELECT id FROM ({all} EXCEPT {with_value}) AS m")
+            } else {
+                with_value
+            }
+        }
+        Clause::Any(clauses) if clauses.is_empty() => {
+            // No alternative (a chain that found nothing): nothing matches.
+            "SELECT id FROM resource WHERE 1 = 0".to_owned()
+        }
+        Clause::Any(clauses) => {
+            let parts: Vec<String> = clauses
+                .iter()
+                .map(|c| clause_ids(c, ty, sql, layout))
+                .collect();
+            format!("SELECT id FROM ({}) AS a", parts.join(" UNION "))
+        }
+    }
+}
+
+/// The date comparison of `prefix` (as `DatePrefix::holds`) between a stored range given by two
+/// column expressions and the search range `[start, end)`. Only the bounds a comparison uses are
+/// bound (PostgreSQL refuses unused parameters).
+fn date_condition(
+    sql: &mut Sql,
+    prefix: rapport_fhir::query::DatePrefix,
+    start: i64,
+    end: i64,
+    start_col: &str,
+    end_col: &str,
+) -> String {
+    use rapport_fhir::query::DatePrefix as P;
+    let (uses_start, uses_end) = match prefix {
+        P::Gt | P::Sa => (false, true),
+        P::Lt | P::Eb => (true, false),
+        _ => (true, true),
+    };
+    let vs = if uses_start {
+        sql.bind(Arg::Int(start))
+    } else {
+        String::new()
+    };
+    let ve = if uses_end {
+        sql.bind(Arg::Int(end))
+    } else {
+        String::new()
+    };
+    let eq = format!("({start_col} >= {vs} AND {end_col} <= {ve})");
+    match prefix {
+        P::Eq => eq,
+        P::Ne => format!("NOT {eq}"),
+        P::Gt => format!("{end_col} > {ve}"),
+        P::Lt => format!("{start_col} < {vs}"),
+        P::Ge => format!("({end_col} > {ve} OR {eq})"),
+        P::Le => format!("({start_col} < {vs} OR {eq})"),
+        P::Sa => format!("{start_col} >= {ve}"),
+        P::Eb => format!("{end_col} <= {vs}"),
+        P::Ap => format!("({start_col} < {ve} AND {end_col} > {vs})"),
+    }
 }
 
 fn false_literal(sign: char) -> &'static str {

@@ -234,6 +234,7 @@ fn to_sql_args(args: &[Arg]) -> Vec<rusqlite::types::Value> {
     args.iter()
         .map(|a| match a {
             Arg::Text(s) => rusqlite::types::Value::Text(s.clone()),
+            Arg::Real(r) => rusqlite::types::Value::Real(*r),
             Arg::Int(i) => rusqlite::types::Value::Integer(*i),
         })
         .collect()

@@ -18,11 +18,20 @@ use serde_json::{json, Value};
 
 use crate::{AppState, Caller, RouteAccess, RouteBook, WebError};
 
+mod search;
+
 pub(crate) fn routes(book: RouteBook) -> RouteBook {
     book.add("GET", "/fhir/metadata", RouteAccess::Public, get(metadata))
         .add(
             "POST",
             "/fhir",
+            RouteAccess::PatientWrite,
+            post(batch_or_transaction),
+        )
+        // Some clients (fhir-kit-client) post bundles to the base with a trailing slash.
+        .add(
+            "POST",
+            "/fhir/",
             RouteAccess::PatientWrite,
             post(batch_or_transaction),
         )
@@ -97,6 +106,63 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
 }
 
 const FHIR_JSON: &str = "application/fhir+json; fhirVersion=4.0";
+
+/// The largest request the FHIR API reads: a transaction bundle of a patient with decades of
+/// history (the largest Synthea sample is 2.2 MB). The console's forms keep a much smaller limit.
+pub(crate) const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Turn an error response that is not already FHIR (the framework's 413, 405, 415, a rejected
+/// extractor) into an OperationOutcome with the same status (http.html: errors are
+/// OperationOutcomes).
+pub(crate) async fn outcome_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let fhir = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/fhir+json"));
+    if !(status.is_client_error() || status.is_server_error()) || fhir {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too-costly",
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNSUPPORTED_MEDIA_TYPE => "not-supported",
+        StatusCode::NOT_FOUND => "not-found",
+        s if s.is_server_error() => "exception",
+        _ => "invalid",
+    };
+    let diagnostics = if text.is_empty() || text.trim_start().starts_with('<') {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut r = Outcome::new(status, code, diagnostics).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        r.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    r
+}
+
+/// Any other path under `/fhir`: a 404 OperationOutcome rather than the console's page.
+pub(crate) fn unknown_path(uri: &axum::http::Uri) -> Outcome {
+    Outcome::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!(
+            "{} is not a FHIR interaction Rapport has (see /fhir/metadata)",
+            uri.path()
+        ),
+    )
+}
 
 /// An error as an OperationOutcome (FHIR R4 operationoutcome.html), with the HTTP status.
 pub(crate) struct Outcome {
@@ -285,7 +351,19 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
             r["searchParam"] = Value::Array(
                 searchable(t)
                     .into_iter()
-                    .map(|p| json!({"name": p.code, "type": match p.kind { rapport_fhir::search_param::ParamKind::Token => "token", rapport_fhir::search_param::ParamKind::String => "string", rapport_fhir::search_param::ParamKind::Reference => "reference", rapport_fhir::search_param::ParamKind::Date => "date", _ => "token" }}))
+                    .map(|p| {
+                        use rapport_fhir::search_param::ParamKind as K;
+                        let kind = match p.kind {
+                            K::Token => "token",
+                            K::String => "string",
+                            K::Reference => "reference",
+                            K::Date => "date",
+                            K::Number => "number",
+                            K::Quantity => "quantity",
+                            K::Uri => "uri",
+                        };
+                        json!({"name": p.code, "type": kind})
+                    })
                     .collect(),
             );
             r["interaction"].as_array_mut().expect("an array").push(json!({"code": "search-type"}));
@@ -483,11 +561,16 @@ async fn vread(
     if versions.is_empty() {
         return Err(not_found(&ty, &id));
     }
+    // Authorised as the patient that version belonged to (a resource can move between patients).
+    let upto = versions
+        .iter()
+        .position(|v| v.version == version)
+        .map_or(versions.len(), |i| i + 1);
     authorise_read(
         &state,
         &caller,
         &ty,
-        &versions,
+        &versions[..upto],
         format!("{ty}/{id}/_history/{version}"),
     )
     .await?;
@@ -524,10 +607,49 @@ async fn history(
         format!("{ty}/{id}/_history"),
     )
     .await?;
+    // Versions that belonged to another patient are shown only if that patient's data may be
+    // read too.
+    let newest = versions
+        .iter()
+        .rev()
+        .find(|v| !v.deleted)
+        .and_then(patient_of);
+    let mut others: Vec<Option<String>> = Vec::new();
+    for v in versions.iter().filter(|v| !v.deleted) {
+        let p = patient_of(v);
+        if p != newest && !others.contains(&p) {
+            others.push(p);
+        }
+    }
+    let mut hidden: Vec<Option<String>> = Vec::new();
+    for p in others {
+        let (principal, pt, t, now) = (
+            caller.principal.clone(),
+            p.clone(),
+            ty.clone(),
+            state.clock.now_ms(),
+        );
+        let d = state
+            .with_auth(move |s| {
+                rapport_auth::authorize_resource(
+                    s,
+                    &principal,
+                    pt.as_deref(),
+                    &t,
+                    Action::Read,
+                    now,
+                )
+            })
+            .await?;
+        if !d.is_allowed() {
+            hidden.push(p);
+        }
+    }
     let base = fhir_base(&state, &headers);
     let entries: Vec<Value> = versions
         .iter()
         .rev()
+        .filter(|v| v.deleted || hidden.is_empty() || !hidden.contains(&patient_of(v)))
         .map(|v| history_entry(&base, v))
         .collect();
     let body = json!({
@@ -1633,6 +1755,23 @@ async fn write_guarded(
             "the write left no outcome",
         )
     })?;
+    if outcome.action == rapport_ingest::Action::Skipped {
+        // Nothing matched: no data was touched, but the request is recorded all the same.
+        let mut record = rapport_auth::access_record(
+            &caller.principal,
+            &caller.source,
+            Decision::Allow(rapport_access::policy::Basis::CareTeam),
+            Action::Write,
+            None,
+            vec![entity],
+            now,
+        );
+        record.basis = "authorised-per-change".into();
+        record.detail = "no resource matched".into();
+        state
+            .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+            .await?;
+    }
     let key = outcome.key.clone();
     let k = key.clone();
     let stored = if key.id.is_empty() {
@@ -1675,8 +1814,6 @@ async fn patch_resource(
             format!("the body is not a JSON Patch document: {e}"),
         )
     })?;
-    // The update below authorises the change (write access includes reading the record) and
-    // leaves the one audit record of this request.
     let versions = versions_of(&state, &ty, &id).await?;
     let Some(current) = versions.last() else {
         return Err(not_found(&ty, &id));
@@ -1684,16 +1821,39 @@ async fn patch_resource(
     if current.deleted {
         return Ok(gone(&ty, &id, current.version));
     }
+    // Authorised before the patch is looked at (a `test` operation would otherwise tell what the
+    // record holds); the update below checks again with the new content and leaves the request's
+    // one audit record, or a refusal or failure here leaves it.
+    let patient = patient_of(current);
+    let decision =
+        authorise_write(&state, &caller, &ty, std::slice::from_ref(&patient), false).await?;
+    let entity = format!("{ty}/{id}");
+    if let Decision::Deny(d) = decision {
+        audit_refusal(&state, &caller, decision, patient.as_deref(), entity, false).await?;
+        return Err(Outcome::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            d.message(),
+        ));
+    }
+    let failed = |outcome: Outcome| {
+        let (state, caller, patient, entity) = (&state, &caller, patient.clone(), entity.clone());
+        async move {
+            audit_refusal(state, caller, decision, patient.as_deref(), entity, true).await?;
+            Err::<Response, Outcome>(outcome)
+        }
+    };
     if let Some(expected) = if_match(&headers)? {
         if expected != current.version {
-            return Err(Outcome::new(
+            return failed(Outcome::new(
                 StatusCode::PRECONDITION_FAILED,
                 "conflict",
                 format!(
                     "{ty}/{id} is at version W/\"{}\", not W/\"{expected}\"",
                     current.version
                 ),
-            ));
+            ))
+            .await;
         }
     }
     let mut resource: Value = serde_json::from_str(&current.content).map_err(|e| {
@@ -1703,21 +1863,23 @@ async fn patch_resource(
             format!("the stored resource does not parse: {e}"),
         )
     })?;
-    json_patch::patch(&mut resource, &operations).map_err(|e| {
-        Outcome::new(
+    if let Err(e) = json_patch::patch(&mut resource, &operations) {
+        return failed(Outcome::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "processing",
             format!("the patch does not apply: {e}"),
-        )
-    })?;
+        ))
+        .await;
+    }
     if resource.get("resourceType").and_then(Value::as_str) != Some(ty.as_str())
         || resource.get("id").and_then(Value::as_str) != Some(id.as_str())
     {
-        return Err(Outcome::new(
+        return failed(Outcome::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "processing",
             "a patch may not change resourceType or id",
-        ));
+        ))
+        .await;
     }
     // meta.versionId and meta.lastUpdated are the store's to set.
     if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
@@ -1791,19 +1953,11 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The search parameters a type supports here (FHIR R4 search.html): those of kinds the store can
-/// match today (token, string, reference, date) and `_id`. Listed in the CapabilityStatement.
+/// The search parameters a type supports (FHIR R4 search.html): every indexed one (composite and
+/// special parameters are not generated), with `_id` and `_lastUpdated`. Listed in the
+/// CapabilityStatement.
 fn searchable(ty: &str) -> Vec<&'static rapport_fhir::search_param::SearchParamDef> {
-    use rapport_fhir::search_param::ParamKind;
-    rapport_fhir::search_param::params_for(ty)
-        .iter()
-        .filter(|p| {
-            matches!(
-                p.kind,
-                ParamKind::Token | ParamKind::String | ParamKind::Reference | ParamKind::Date
-            ) || p.code == "_id"
-        })
-        .collect()
+    rapport_fhir::search_param::params_for(ty).iter().collect()
 }
 
 const DEFAULT_COUNT: usize = 50;
@@ -1864,169 +2018,7 @@ async fn search_in(
     raw: &str,
     headers: HeaderMap,
 ) -> Result<Response, Outcome> {
-    check_type_and_id(&ty, "search")?;
-    let strict = headers
-        .get("prefer")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.contains("handling=strict"));
-    let (mut count, mut offset) = (DEFAULT_COUNT, 0usize);
-    let mut clauses = Vec::new();
-    let mut warnings: Vec<String> = Vec::new();
-    let mut kept: Vec<String> = Vec::new();
-    for pair in raw.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let number = || {
-            percent_decode(value).parse::<usize>().map_err(|_| {
-                Outcome::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    format!("{name} must be a whole number"),
-                )
-                .at(name.to_owned())
-            })
-        };
-        match name {
-            "_count" => count = number()?.min(MAX_COUNT),
-            "_offset" => offset = number()?,
-            "_format" => check_format(
-                &FormatParam {
-                    format: Some(percent_decode(value)),
-                },
-                &headers,
-            )?,
-            _ => match rapport_fhir::query::parse(&ty, pair) {
-                Ok(q)
-                    if searchable(&ty)
-                        .iter()
-                        .any(|p| q.clauses.iter().all(|c| clause_param(c) == p.code)) =>
-                {
-                    clauses.extend(q.clauses);
-                    kept.push(pair.to_owned());
-                }
-                Ok(_) | Err(_) => {
-                    let why = format!("search parameter '{name}' is not supported on {ty} here");
-                    if strict {
-                        return Err(Outcome::new(StatusCode::BAD_REQUEST, "not-supported", why)
-                            .at(name.to_owned()));
-                    }
-                    warnings.push(why);
-                }
-            },
-        }
-    }
-    if clauses.is_empty() {
-        return Err(Outcome::new(
-            StatusCode::BAD_REQUEST,
-            "required",
-            format!(
-                "give at least one search parameter that {ty} supports here (see /fhir/metadata)"
-            ),
-        ));
-    }
-    let now = state.clock.now_ms();
-    let principal = caller.principal.clone();
-    let query = rapport_fhir::query::Query {
-        resource_type: ty.clone(),
-        clauses,
-    };
-    let (matches, limited) = state
-        .with_auth(move |s| {
-            let ids = s.search_ids(&query, MAX_MATCHES + 1)?;
-            let limited = ids.len() as u64 > MAX_MATCHES;
-            let keys: Vec<ResourceKey> = ids
-                .into_iter()
-                .map(|id| ResourceKey::new(query.resource_type.clone(), id))
-                .collect();
-            let found = s.read_many(&keys)?;
-            Ok((rapport_auth::readable(s, &principal, found, now)?, limited))
-        })
-        .await?;
-    if limited {
-        return Err(Outcome::new(
-            StatusCode::BAD_REQUEST,
-            "too-costly",
-            format!("more than {MAX_MATCHES} {ty} resources match; narrow the search"),
-        ));
-    }
-    let mut matches = matches;
-    matches.sort_by(|a, b| a.key.id.cmp(&b.key.id));
-    let total = matches.len();
-    let page: Vec<&StoredResource> = matches.iter().skip(offset).take(count).collect();
-    let record = {
-        let mut r = rapport_auth::access_record(
-            &caller.principal,
-            &caller.source,
-            Decision::Allow(rapport_access::policy::Basis::CareTeam),
-            Action::List,
-            None,
-            page.iter()
-                .map(|p| format!("{}/{}", p.key.resource_type, p.key.id))
-                .collect(),
-            now,
-        );
-        r.basis = "readable-results".into();
-        r.detail = format!(
-            "search {ty}?{}: {total} results",
-            kept.join("&")
-                .chars()
-                .filter(|c| !c.is_control())
-                .collect::<String>()
-        );
-        r
-    };
-    state
-        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
-        .await?;
-    let base = fhir_base(&state, &headers);
-    let link = |o: usize| format!("{base}/{ty}?{}&_count={count}&_offset={o}", kept.join("&"));
-    let mut links = vec![json!({"relation": "self", "url": link(offset)})];
-    if offset + count < total {
-        links.push(json!({"relation": "next", "url": link(offset + count)}));
-    }
-    if offset > 0 {
-        links.push(json!({"relation": "previous", "url": link(offset.saturating_sub(count))}));
-    }
-    let mut body = String::new();
-    body.push_str(&format!("{{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":{total},\"link\":{},\"entry\":[", Value::Array(links)));
-    let mut first = true;
-    for r in &page {
-        if !first {
-            body.push(',');
-        }
-        first = false;
-        body.push_str(&format!(
-            "{{\"fullUrl\":{},\"resource\":",
-            Value::String(format!("{base}/{}/{}", r.key.resource_type, r.key.id))
-        ));
-        body.push_str(&r.content);
-        body.push_str(",\"search\":{\"mode\":\"match\"}}");
-    }
-    if !warnings.is_empty() {
-        let issues: Vec<Value> = warnings
-            .iter()
-            .map(|w| json!({"severity": "warning", "code": "not-supported", "diagnostics": w}))
-            .collect();
-        if !first {
-            body.push(',');
-        }
-        body.push_str(&format!(
-            "{{\"resource\":{},\"search\":{{\"mode\":\"outcome\"}}}}",
-            json!({"resourceType": "OperationOutcome", "issue": issues})
-        ));
-    }
-    body.push_str("]}");
-    Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body).into_response())
-}
-
-fn clause_param(c: &rapport_fhir::query::Clause) -> &str {
-    use rapport_fhir::query::Clause;
-    match c {
-        Clause::Id(_) => "_id",
-        Clause::Token { param, .. }
-        | Clause::String { param, .. }
-        | Clause::Reference { param, .. }
-        | Clause::Date { param, .. } => param,
-    }
+    search::run(state, caller, ty, raw, headers).await
 }
 
 fn percent_decode(s: &str) -> String {

@@ -236,6 +236,15 @@ impl RouteBook {
             path,
             access,
         });
+        // The FHIR API takes whole bundles (a Synthea patient is megabytes) and answers every
+        // error, the framework's own included (413, 405, 415), as an OperationOutcome.
+        let handler = if path.starts_with("/fhir") {
+            handler
+                .layer(axum::extract::DefaultBodyLimit::max(fhir::MAX_BODY_BYTES))
+                .layer(axum::middleware::from_fn(fhir::outcome_errors))
+        } else {
+            handler
+        };
         self.router = self.router.route(path, handler);
         self
     }
@@ -263,7 +272,13 @@ pub fn routes() -> Vec<RouteSpec> {
 
 /// All routes of the application, with the security layers.
 pub fn router(state: AppState) -> Router {
-    let router = book().router.fallback(|| async { WebError::NotFound });
+    let router = book().router.fallback(|uri: axum::http::Uri| async move {
+        if uri.path() == "/fhir" || uri.path().starts_with("/fhir/") {
+            axum::response::IntoResponse::into_response(fhir::unknown_path(&uri))
+        } else {
+            axum::response::IntoResponse::into_response(WebError::NotFound)
+        }
+    });
     security::harden(router, state.settings.secure_cookies).with_state(state)
 }
 

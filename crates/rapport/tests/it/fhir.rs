@@ -604,10 +604,10 @@ async fn search_by_token_string_and_reference_returns_only_what_may_be_read_b41(
     )
     .await;
     assert_eq!(body["total"], 1, "{body}");
-    // Unsupported parameters: a warning in lenient mode, a 400 when strict; no criteria is a 400.
+    // Unsupported parameters: a warning in lenient mode, a 400 when strict.
     let (status, _, body) = get(
         &app,
-        &format!("/fhir/Observation?subject=Patient/{patient}&value-quantity=5"),
+        &format!("/fhir/Observation?subject=Patient/{patient}&_text=cough"),
         Some(&t),
     )
     .await;
@@ -617,7 +617,7 @@ async fn search_by_token_string_and_reference_returns_only_what_may_be_read_b41(
     let r = app
         .client
         .get(app.url(&format!(
-            "/fhir/Observation?subject=Patient/{patient}&value-quantity=5"
+            "/fhir/Observation?subject=Patient/{patient}&_text=cough"
         )))
         .bearer_auth(&t)
         .header("prefer", "handling=strict")
@@ -625,7 +625,15 @@ async fn search_by_token_string_and_reference_returns_only_what_may_be_read_b41(
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(get(&app, "/fhir/Observation", Some(&t)).await.0, 400);
+    // A known parameter with a bad value is a 400 in either mode, naming it.
+    let (status, _, body) = get(&app, "/fhir/Observation?value-quantity=lots", Some(&t)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["issue"][0]["expression"][0], "value-quantity");
+    // No criteria: every readable resource of the type (paged).
+    let (status, _, body) = get(&app, "/fhir/Patient?_count=2", Some(&t)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["total"], ids.len(), "{body}");
+    assert_eq!(body["entry"].as_array().unwrap().len(), 2);
     // The CapabilityStatement lists exactly these parameters.
     let (_, _, cap) = get(&app, "/fhir/metadata", None).await;
     let patient_cap = cap["rest"][0]["resource"]
@@ -1010,4 +1018,216 @@ async fn conditional_update_and_delete_patch_history_and_post_search_answer_as_t
     )
     .await;
     assert_eq!(status, 204);
+}
+
+/// The ids of a searchset's entries of one mode.
+fn ids_of(bundle: &Value, mode: &str) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| e["search"]["mode"] == mode)
+                .map(|e| {
+                    format!(
+                        "{}/{}",
+                        e["resource"]["resourceType"].as_str().unwrap(),
+                        e["resource"]["id"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_modifiers_quantities_chains_includes_sort_and_summary_follow_the_spec() {
+    let app = spawn_app().await;
+    let t = token(&app, "coordinator@test.example", "user/*.*");
+    // A patient of our own, with five observations whose values we know.
+    let obs = |id: &str, code: &str, value: Value, unit: &str, when: &str, extra: Value| {
+        let mut o = serde_json::json!({"resourceType": "Observation", "id": id, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": "urn:uuid:7e1a0c9e-0000-4000-8000-00000000000a"},
+            "effectiveDateTime": when,
+            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}});
+        if let Value::Object(m) = extra {
+            for (k, v) in m {
+                o[k] = v;
+            }
+        }
+        serde_json::json!({"resource": o, "request": {"method": "PUT", "url": format!("Observation/{id}")}})
+    };
+    let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:7e1a0c9e-0000-4000-8000-00000000000a",
+         "resource": {"resourceType": "Patient", "identifier": [{"system": "urn:test:search", "value": "S-1"}],
+                      "name": [{"family": "Ñúñez-Search", "given": ["Zoë"]}], "gender": "female"},
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=urn:test:search|S-1"}},
+        obs("s-hr-1", "8867-4", serde_json::json!(72), "/min", "2019-12-31T23:30:00-02:00", serde_json::json!({})),
+        obs("s-hr-2", "8867-4", serde_json::json!(101), "/min", "2020-03-01", serde_json::json!({"method": {"coding": [{"system": "urn:test:method", "code": "manual"}]}})),
+        obs("s-wt-1", "29463-7", serde_json::json!(5.4), "kg", "2020-02-01", serde_json::json!({})),
+        obs("s-wt-2", "29463-7", serde_json::json!(5.40), "kg", "2020-04-01", serde_json::json!({})),
+        obs("s-wt-3", "29463-7", serde_json::json!(70.25), "kg", "2021-01-01", serde_json::json!({"note": [{"text": "after the holidays"}]}))
+    ]});
+    let (status, body) = post_bundle(&app, &t, bundle).await;
+    assert_eq!(status, 200, "{body}");
+    let pid = body["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let search = |q: String| {
+        let app = &app;
+        let t = t.clone();
+        async move {
+            let (status, _, body) = get(app, &q, Some(&t)).await;
+            assert_eq!(status, 200, "{q}: {body}");
+            body
+        }
+    };
+    let ids = |body: &Value| {
+        let mut v = ids_of(body, "match");
+        v.sort();
+        v
+    };
+    let p = format!("subject=Patient/{pid}");
+
+    // Token: system|code, system|, :not, comma alternatives.
+    let b = search(format!(
+        "/fhir/Observation?{p}&code=http://loinc.org|8867-4"
+    ))
+    .await;
+    assert_eq!(ids(&b), ["Observation/s-hr-1", "Observation/s-hr-2"]);
+    let b = search(format!("/fhir/Observation?{p}&code=http://loinc.org|")).await;
+    assert_eq!(b["total"], 5);
+    let b = search(format!("/fhir/Observation?{p}&code:not=8867-4")).await;
+    assert_eq!(b["total"], 3, "{b}");
+    let b = search(format!("/fhir/Observation?{p}&code=8867-4,29463-7")).await;
+    assert_eq!(b["total"], 5);
+    // :missing
+    let b = search(format!("/fhir/Observation?{p}&method:missing=false")).await;
+    assert_eq!(ids(&b), ["Observation/s-hr-2"]);
+    let b = search(format!("/fhir/Observation?{p}&method:missing=true")).await;
+    assert_eq!(b["total"], 4);
+    // Quantity and number precision (search.html#quantity): 5.4 is [5.35, 5.45) and matches
+    // 5.4 and 5.40; gt100 with units; ap.
+    let b = search(format!("/fhir/Observation?{p}&value-quantity=5.4")).await;
+    assert_eq!(ids(&b), ["Observation/s-wt-1", "Observation/s-wt-2"]);
+    let b = search(format!("/fhir/Observation?{p}&value-quantity=5.41")).await;
+    assert_eq!(b["total"], 0, "5.41 is [5.405, 5.415)");
+    let b = search(format!(
+        "/fhir/Observation?{p}&value-quantity=gt100|http://unitsofmeasure.org|/min"
+    ))
+    .await;
+    assert_eq!(ids(&b), ["Observation/s-hr-2"]);
+    let b = search(format!("/fhir/Observation?{p}&value-quantity=gt100||kg")).await;
+    assert_eq!(b["total"], 0);
+    let b = search(format!("/fhir/Observation?{p}&value-quantity=ap70")).await;
+    assert_eq!(ids(&b), ["Observation/s-hr-1", "Observation/s-wt-3"]);
+    // Dates across time zones: 2019-12-31T23:30-02:00 is 2020-01-01T01:30Z, not before 2020.
+    let b = search(format!("/fhir/Observation?{p}&date=lt2020-01-01T00:00:00Z")).await;
+    assert_eq!(b["total"], 0, "{b}");
+    let b = search(format!("/fhir/Observation?{p}&date=2020-01-01")).await;
+    assert_eq!(ids(&b), ["Observation/s-hr-1"]);
+    // _lastUpdated: everything was written just now.
+    let b = search(format!("/fhir/Observation?{p}&_lastUpdated=gt2020-01-01")).await;
+    assert_eq!(b["total"], 5);
+    let b = search(format!("/fhir/Observation?{p}&_lastUpdated=lt2020-01-01")).await;
+    assert_eq!(b["total"], 0);
+    // Strings: accent- and case-blind prefix, :contains, :exact (of the normalised value).
+    let b = search("/fhir/Patient?family=nunez".into()).await;
+    assert_eq!(ids(&b), [format!("Patient/{pid}")]);
+    let b = search("/fhir/Patient?family:contains=ez-sea".into()).await;
+    assert_eq!(ids(&b), [format!("Patient/{pid}")]);
+    let b = search("/fhir/Patient?family:exact=Ñúñez".into()).await;
+    assert_eq!(b["total"], 0, "not the whole value");
+    let b = search("/fhir/Patient?family:exact=Ñúñez-Search".into()).await;
+    assert_eq!(b["total"], 1);
+
+    // _sort: newest first, ties broken by id; paging through it neither repeats nor skips.
+    let b = search(format!("/fhir/Observation?{p}&_sort=-date&_count=2")).await;
+    assert_eq!(
+        ids_of(&b, "match"),
+        ["Observation/s-wt-3", "Observation/s-wt-2"]
+    );
+    let mut seen = ids_of(&b, "match");
+    let mut next = b["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .map(|l| l["url"].as_str().unwrap().to_owned());
+    while let Some(url) = next {
+        let b = search(url).await;
+        seen.extend(ids_of(&b, "match"));
+        next = b["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        seen,
+        [
+            "Observation/s-wt-3",
+            "Observation/s-wt-2",
+            "Observation/s-hr-2",
+            "Observation/s-wt-1",
+            "Observation/s-hr-1"
+        ]
+    );
+    let b = search(format!("/fhir/Observation?{p}&_sort=value-quantity,_id")).await;
+    assert_eq!(ids_of(&b, "match")[0], "Observation/s-wt-1");
+    // _summary=count: the total, no entries.
+    let b = search(format!("/fhir/Observation?{p}&_summary=count")).await;
+    assert_eq!(b["total"], 5);
+    assert!(b["entry"].as_array().unwrap().is_empty());
+    // _elements: only those, marked SUBSETTED.
+    let b = search(format!(
+        "/fhir/Observation?{p}&code=29463-7&_elements=status"
+    ))
+    .await;
+    let r = &b["entry"][0]["resource"];
+    assert_eq!(r["status"], "final");
+    assert!(
+        r.get("valueQuantity").is_none() && r.get("subject").is_none(),
+        "{r}"
+    );
+    assert_eq!(r["meta"]["tag"][0]["code"], "SUBSETTED");
+
+    // Chains one level deep, and _has.
+    let b =
+        search("/fhir/Observation?subject.identifier=urn:test:search|S-1&code=8867-4".into()).await;
+    assert_eq!(ids(&b), ["Observation/s-hr-1", "Observation/s-hr-2"]);
+    let b = search("/fhir/Observation?patient:Patient.family=nunez-s".into()).await;
+    assert_eq!(b["total"], 5);
+    let b = search("/fhir/Patient?_has:Observation:patient:code=29463-7&family=nunez".into()).await;
+    assert_eq!(ids(&b), [format!("Patient/{pid}")]);
+    let b = search("/fhir/Patient?_has:Observation:patient:code=no-such-code&family=nunez".into())
+        .await;
+    assert_eq!(b["total"], 0);
+
+    // _include and _revinclude: the patient comes along once, marked include.
+    let b = search(format!(
+        "/fhir/Observation?{p}&code=8867-4&_include=Observation:patient"
+    ))
+    .await;
+    assert_eq!(ids_of(&b, "include"), [format!("Patient/{pid}")]);
+    assert_eq!(b["total"], 2, "included resources are not counted");
+    let b = search(
+        "/fhir/Patient?identifier=urn:test:search|S-1&_revinclude=Observation:subject".into(),
+    )
+    .await;
+    assert_eq!(ids_of(&b, "include").len(), 5, "{b}");
+    // Bad values of known parameters name them.
+    let (status, _, body) = get(&app, "/fhir/Observation?_sort=shoe-size", Some(&t)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["issue"][0]["expression"][0], "_sort");
+    let (status, _, body) = get(
+        &app,
+        "/fhir/Observation?_include=Observation:status",
+        Some(&t),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
 }

@@ -5,6 +5,7 @@
 mod access;
 mod browser;
 mod cli;
+mod clients;
 mod console;
 mod fhir;
 mod helpers;

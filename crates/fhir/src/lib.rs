@@ -16,6 +16,7 @@ pub mod query;
 pub mod reference;
 pub mod search_param;
 pub mod text;
+pub mod validate;
 
 pub use id::{ResourceId, ResourceType};
 

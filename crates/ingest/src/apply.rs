@@ -69,7 +69,8 @@ pub struct Change<'a> {
 /// Decides, for every change, `None` (allowed) or the reason it is refused.
 pub type Guard<'a> = dyn Fn(&[Change<'_>]) -> Vec<Option<String>> + 'a;
 
-/// A write on behalf of a signed-in user (FHIR API, console): `guard` authorises each change
+/// A write on behalf of a signed-in user (FHIR API, console): its resources are validated
+/// against the core definitions (`rapport_fhir::validate`), `guard` authorises each change
 /// once identities are known (a refusal in a transaction rejects it whole; in a batch, that entry
 /// alone), and the audit trail gets `audit` (with the patient and the resources filled in) per
 /// patient written, in the same transaction, instead of the import's records.
@@ -85,7 +86,9 @@ pub fn apply_unit_audited(
     now_ms: i64,
     on_behalf: &OnBehalf<'_>,
 ) -> UnitReport {
-    let mut prepared = Some(prepare(unit));
+    // Prepared plainly: the entries are validated as they are, and one input gains nothing from
+    // work done ahead on another thread.
+    let mut prepared = Some(prepare_plainly(unit));
     let mut report = None;
     let result = store.write(Durability::Immediate, &mut |tx| {
         let prepared = prepared.take().expect("the write closure runs once");
@@ -403,6 +406,30 @@ impl Run<'_, '_> {
         let mut entries = Vec::new();
         for e in parsed.entries {
             match e {
+                // A write on behalf of a user is validated against the core definitions
+                // (validation.html); imports keep what the source sent.
+                Ok(e) if guard.is_some() => {
+                    let issues = e
+                        .resource
+                        .as_ref()
+                        .map(rapport_fhir::validate::validate)
+                        .unwrap_or_default();
+                    if issues.is_empty() {
+                        entries.push(e);
+                    } else {
+                        let listed: Vec<String> = issues
+                            .iter()
+                            .map(|i| format!("{}: {}", i.expression, i.message))
+                            .collect();
+                        self.error(
+                            Some(e.index),
+                            (
+                                format!("the resource is not valid FHIR R4: {}", listed.join("; ")),
+                                Failure::Invalid,
+                            ),
+                        );
+                    }
+                }
                 Ok(e) => entries.push(e),
                 Err(e) => self.error(Some(e.index), (e.message, Failure::Invalid)),
             }

@@ -170,15 +170,36 @@ pub(crate) struct Outcome {
     code: &'static str,
     diagnostics: String,
     expression: Option<String>,
+    /// Several issues, when there are (validation): they replace the single one.
+    issues: Vec<Value>,
 }
 
 impl Outcome {
+    /// 422 with one issue per problem (http.html: "the proposed resource violated applicable
+    /// FHIR profiles").
+    fn invalid_resource(issues: &[rapport_fhir::validate::Issue]) -> Self {
+        let mut o = Outcome::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            issues
+                .first()
+                .map(|i| i.message.clone())
+                .unwrap_or_default(),
+        );
+        o.issues = issues
+            .iter()
+            .map(|i| json!({"severity": "error", "code": "invalid", "diagnostics": i.message, "expression": [i.expression]}))
+            .collect();
+        o
+    }
+
     fn new(status: StatusCode, code: &'static str, diagnostics: impl Into<String>) -> Self {
         Outcome {
             status,
             code,
             diagnostics: diagnostics.into(),
             expression: None,
+            issues: Vec::new(),
         }
     }
 
@@ -195,7 +216,12 @@ impl IntoResponse for Outcome {
         if let Some(e) = self.expression {
             issue["expression"] = json!([e]);
         }
-        let body = json!({"resourceType": "OperationOutcome", "issue": [issue]});
+        let issues = if self.issues.is_empty() {
+            vec![issue]
+        } else {
+            self.issues
+        };
+        let body = json!({"resourceType": "OperationOutcome", "issue": issues});
         let mut r = (
             self.status,
             [(header::CONTENT_TYPE, FHIR_JSON)],
@@ -973,8 +999,17 @@ fn parse_body(ty: &str, body: &[u8]) -> Result<Value, Outcome> {
             .at("resourceType"))
         }
     }
-    rapport_fhir::bundle::check_resource(value, 0)
-        .map_err(|e| Outcome::new(StatusCode::BAD_REQUEST, "invalid", e.message).at(ty.to_owned()))
+    let value = rapport_fhir::bundle::check_resource(value, 0).map_err(|e| {
+        Outcome::new(StatusCode::BAD_REQUEST, "invalid", e.message).at(ty.to_owned())
+    })?;
+    // Bundles are validated entry by entry in the write (each entry's error names it).
+    if ty != "Bundle" {
+        let issues = rapport_fhir::validate::validate(&value);
+        if !issues.is_empty() {
+            return Err(Outcome::invalid_resource(&issues));
+        }
+    }
+    Ok(value)
 }
 
 /// The patient a resource belongs to, from its content (Patient CompartmentDefinition).

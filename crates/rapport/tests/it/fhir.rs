@@ -1231,3 +1231,119 @@ async fn search_modifiers_quantities_chains_includes_sort_and_summary_follow_the
     .await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_resources_are_refused_with_an_operation_outcome_and_nothing_is_written() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let t = token(&app, "coordinator@test.example", "user/*.*");
+    let patient = app.patient_ids()[0].clone();
+    let before = tokio::task::block_in_place(|| app.store.counts_by_type().unwrap());
+    let subject = serde_json::json!({"reference": format!("Patient/{patient}")});
+    // (body, the expression the OperationOutcome must name, status)
+    let cases: Vec<(Value, &str, u16)> = vec![
+        (
+            serde_json::json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": subject, "effectiveDateTime": "2020-02-30"}),
+            "Observation.effectiveDateTime",
+            422,
+        ),
+        (
+            serde_json::json!({"resourceType": "Observation", "status": "finished", "code": {"text": "x"}, "subject": subject}),
+            "Observation.status",
+            422,
+        ),
+        (
+            serde_json::json!({"resourceType": "Observation", "code": {"text": "x"}, "subject": subject}),
+            "Observation.status",
+            422,
+        ),
+        (
+            serde_json::json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": subject, "valueQuantity": {"value": "72"}}),
+            "Observation.valueQuantity.value",
+            422,
+        ),
+        (
+            serde_json::json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": subject, "category": {"text": "not an array"}}),
+            "Observation.category",
+            422,
+        ),
+        (
+            serde_json::json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": "Patient with spaces"}}),
+            "Observation.subject.reference",
+            422,
+        ),
+    ];
+    for (body, expression, status) in cases {
+        let (got, _, outcome) = send(
+            &app,
+            Method::POST,
+            "/fhir/Observation",
+            &t,
+            Some(body.clone()),
+            &[],
+        )
+        .await;
+        let outcome = outcome.unwrap();
+        assert_eq!(got, status, "{body}: {outcome}");
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+        let named: Vec<&str> = outcome["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["expression"][0].as_str())
+            .collect();
+        assert!(named.contains(&expression), "{expression} not in {outcome}");
+    }
+    // Not JSON, an unknown resource type, a body over the limit, JSON nested too deep.
+    let raw = |body: Vec<u8>, path: &str| {
+        let (app, t) = (&app, t.clone());
+        let path = path.to_owned();
+        async move {
+            let r = app
+                .client
+                .post(app.url(&path))
+                .bearer_auth(&t)
+                .header("content-type", "application/fhir+json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
+            status
+        }
+    };
+    assert_eq!(
+        raw(b"{\"resourceType\": ".to_vec(), "/fhir/Observation").await,
+        400
+    );
+    assert_eq!(
+        raw(br#"{"resourceType": "Shoe"}"#.to_vec(), "/fhir/Shoe").await,
+        404
+    );
+    assert_eq!(
+        raw(vec![b' '; 33 * 1024 * 1024], "/fhir/Observation").await,
+        413
+    );
+    let deep = format!(
+        "{{\"resourceType\": \"Observation\", \"extension\": {}1{}}}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    assert_eq!(raw(deep.into_bytes(), "/fhir/Observation").await, 400);
+    // A transaction with one invalid entry writes nothing and names the entry.
+    let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "ok"}, "subject": subject}, "request": {"method": "POST", "url": "Observation"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "bad"}, "subject": subject, "issued": "yesterday"}, "request": {"method": "POST", "url": "Observation"}}
+    ]});
+    let (status, body) = post_bundle(&app, &t, bundle).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["issue"][0]["expression"][0], "Bundle.entry[1]");
+    assert!(body["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("Observation.issued"));
+    let after = tokio::task::block_in_place(|| app.store.counts_by_type().unwrap());
+    assert_eq!(before, after, "nothing was written");
+}

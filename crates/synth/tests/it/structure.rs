@@ -181,3 +181,36 @@ fn every_household_is_a_group_of_its_patients() {
         assert_eq!(group["member"].as_array().unwrap().len(), patients);
     }
 }
+
+#[test]
+fn every_generated_resource_is_valid_against_the_core_definitions() {
+    // The demo goes through the same write path as real data; it must pass validation on write.
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for bundle in crate::population() {
+        for (i, entry) in bundle.bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let Some(resource) = entry.get("resource") else {
+                continue;
+            };
+            checked += 1;
+            for issue in rapport_fhir::validate::validate(resource) {
+                problems.push(format!(
+                    "{} entry[{i}] {}: {}",
+                    bundle.name, issue.expression, issue.message
+                ));
+            }
+        }
+    }
+    assert!(checked > 1000, "{checked}");
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

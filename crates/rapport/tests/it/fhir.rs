@@ -1347,3 +1347,97 @@ async fn malformed_resources_are_refused_with_an_operation_outcome_and_nothing_i
     let after = tokio::task::block_in_place(|| app.store.counts_by_type().unwrap());
     assert_eq!(before, after, "nothing was written");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paging_through_thousands_of_results_while_writes_happen_neither_repeats_nor_skips() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let t = token(&app, "coordinator@test.example", "user/*.*");
+    let patient = app.patient_ids()[0].clone();
+    let before: std::collections::BTreeSet<String> = tokio::task::block_in_place(|| {
+        app.store
+            .search_ids(
+                &rapport_fhir::query::Query {
+                    resource_type: "Observation".into(),
+                    clauses: vec![],
+                },
+                100_000,
+            )
+            .unwrap()
+            .into_iter()
+            .collect()
+    });
+    assert!(before.len() >= 1000, "{}", before.len());
+    let mut seen: Vec<String> = Vec::new();
+    let mut next = Some("/fhir/Observation?_count=100".to_owned());
+    let mut pages = 0;
+    while let Some(url) = next {
+        let (status, _, body) = get(&app, &url, Some(&t)).await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(
+            ids_of(&body, "match")
+                .into_iter()
+                .map(|k| k.trim_start_matches("Observation/").to_owned()),
+        );
+        // Writes between pages: new observations whose ids fall anywhere in the order.
+        for _ in 0..3 {
+            let o = serde_json::json!({"resourceType": "Observation", "status": "final",
+                "code": {"text": "written while paging"}, "subject": {"reference": format!("Patient/{patient}")}});
+            let (s, _, _) = send(&app, Method::POST, "/fhir/Observation", &t, Some(o), &[]).await;
+            assert_eq!(s, 201);
+        }
+        next = body["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_owned());
+        pages += 1;
+        assert!(pages < 100, "paging does not end");
+    }
+    let unique: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no result repeats");
+    let missing: Vec<&String> = before.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(missing.is_empty(), "{} skipped: {missing:?}", missing.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_updates_with_the_same_if_match_let_exactly_one_through() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let t = token(&app, "coordinator@test.example", "user/*.*");
+    let patient = app.patient_ids()[0].clone();
+    let o = serde_json::json!({"resourceType": "Observation", "status": "preliminary",
+        "code": {"text": "raced"}, "subject": {"reference": format!("Patient/{patient}")}});
+    let (_, _, body) = send(
+        &app,
+        Method::POST,
+        "/fhir/Observation",
+        &t,
+        Some(o.clone()),
+        &[],
+    )
+    .await;
+    let id = body.unwrap()["id"].as_str().unwrap().to_owned();
+    let path = format!("/fhir/Observation/{id}");
+    // Eight writers over the same version at once: tasks of their own, so the requests overlap.
+    let mut writers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let mut changed = o.clone();
+        changed["id"] = id.clone().into();
+        changed["valueString"] = format!("writer {i}").into();
+        let request = app
+            .client
+            .put(app.url(&path))
+            .bearer_auth(&t)
+            .header("content-type", "application/fhir+json")
+            .header("if-match", "W/\"1\"")
+            .body(changed.to_string());
+        writers.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let mut statuses: Vec<u16> = writers.join_all().await;
+    statuses.sort();
+    assert_eq!(statuses, [200, 412, 412, 412, 412, 412, 412, 412]);
+    let (_, headers, _) = get(&app, &path, Some(&t)).await;
+    assert_eq!(headers["etag"], "W/\"2\"");
+}

@@ -47,6 +47,8 @@ struct Request {
     pending: Vec<Pending>,
     count: usize,
     offset: usize,
+    /// Paging cursor of the default order: results after this id (see the paging links).
+    after: Option<String>,
     sort: Vec<(String, bool)>,
     summary: Summary,
     elements: Option<Vec<String>>,
@@ -123,6 +125,7 @@ fn parse_request(ty: &str, raw: &str, headers: &HeaderMap) -> Result<Request, Ou
         pending: Vec::new(),
         count: DEFAULT_COUNT,
         offset: 0,
+        after: None,
         sort: Vec::new(),
         summary: Summary::Full,
         elements: None,
@@ -152,6 +155,10 @@ fn parse_request(ty: &str, raw: &str, headers: &HeaderMap) -> Result<Request, Ou
             }
             "_offset" => {
                 r.offset = number()?;
+                keep = false;
+            }
+            "_after" => {
+                r.after = Some(decoded.clone());
                 keep = false;
             }
             "_format" => {
@@ -610,6 +617,7 @@ pub(super) async fn run(
         pending,
         count,
         offset,
+        after,
         sort,
         summary,
         elements,
@@ -675,11 +683,21 @@ pub(super) async fn run(
         matches = keyed.into_iter().map(|(_, r)| r).collect();
     }
     let total = matches.len();
+    // In the default order (by id) the next page starts after the last id shown, not at an
+    // offset: resources written meanwhile then cause neither repeats nor skips.
+    let cursor = sort.is_empty();
     let page: Vec<StoredResource> = if summary == Summary::Count {
         Vec::new()
     } else {
-        matches.into_iter().skip(offset).take(count).collect()
+        matches
+            .into_iter()
+            .filter(|r| after.as_ref().is_none_or(|a| r.key.id > *a))
+            .skip(offset)
+            .take(count + 1)
+            .collect()
     };
+    let more = page.len() > count;
+    let page: Vec<StoredResource> = page.into_iter().take(count).collect();
     let included = if page.is_empty() || (includes.is_empty() && revincludes.is_empty()) {
         Vec::new()
     } else {
@@ -719,20 +737,31 @@ pub(super) async fn run(
         .await?;
 
     let base = fhir_base(&state, &headers);
-    let query_part = |o: usize| {
+    let link = |offset: usize, after: Option<&str>| {
         let mut parts = kept.clone();
         parts.push(format!("_count={count}"));
-        parts.push(format!("_offset={o}"));
+        match after {
+            Some(a) => parts.push(format!(
+                "_after={}",
+                percent_encoding::utf8_percent_encode(a, percent_encoding::NON_ALPHANUMERIC)
+            )),
+            None => parts.push(format!("_offset={offset}")),
+        }
         format!("{base}/{ty}?{}", parts.join("&"))
     };
-    let mut links = vec![json!({"relation": "self", "url": query_part(offset)})];
+    let mut links = vec![json!({"relation": "self", "url": link(offset, after.as_deref())})];
     if summary != Summary::Count {
-        if offset + count < total {
-            links.push(json!({"relation": "next", "url": query_part(offset + count)}));
+        if more {
+            let next = if cursor {
+                link(0, page.last().map(|r| r.key.id.as_str()))
+            } else {
+                link(offset + count, None)
+            };
+            links.push(json!({"relation": "next", "url": next}));
         }
-        if offset > 0 {
+        if offset > 0 && after.is_none() {
             links.push(
-                json!({"relation": "previous", "url": query_part(offset.saturating_sub(count))}),
+                json!({"relation": "previous", "url": link(offset.saturating_sub(count), None)}),
             );
         }
     }

@@ -221,9 +221,20 @@ fn serve(
     store: std::sync::Arc<dyn rapport_store::Store>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // Bulk exports that were running when the server last stopped will not finish: say so.
+    let interrupted = store
+        .fail_running_exports(rapport::now_ms())
+        .context("cannot mark interrupted exports")?;
+    if interrupted > 0 {
+        tracing::warn!(
+            jobs = interrupted,
+            "bulk export jobs were cut off by the last stop"
+        );
+    }
     let settings = rapport_web::Settings {
         secure_cookies: config.secure_cookies,
         public_url: config.public_url.clone(),
+        export_dir: config.data_dir.join("exports"),
         ..rapport_web::Settings::default()
     };
     let listen = config.listen;

@@ -1,5 +1,6 @@
 //! Storage of accounts, sessions, tokens, the relationships that grant access, break-the-glass
-//! accesses and the audit trail: plain rows, read through [`AccessStore`] and written through
+//! accesses, third-party apps (SMART App Launch clients and their authorization codes) and the
+//! audit trail: plain rows, read through [`AccessStore`] and written through
 //! [`AccessTx`] inside [`crate::Store::write`], so that an action and its audit record commit
 //! together or not at all.
 
@@ -84,6 +85,49 @@ pub struct AccessRows {
     pub break_glass: Vec<(String, i64, i64)>,
 }
 
+/// A third-party app registered for SMART App Launch (schema 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClientRecord {
+    pub client_id: String,
+    pub name: String,
+    /// The exact redirect URIs a request may name.
+    pub redirect_uris: Vec<String>,
+    /// SHA-256 of a confidential client's secret; `None` for a public client (PKCE only).
+    pub secret_hash: Option<[u8; 32]>,
+    pub created_ms: i64,
+    pub disabled: bool,
+}
+
+/// An authorization code as stored (never the code itself: its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthCodeRecord {
+    pub code_hash: [u8; 32],
+    pub client_id: String,
+    pub user_id: i64,
+    /// Space-separated resource scopes granted.
+    pub scopes: String,
+    pub redirect_uri: String,
+    /// BASE64URL(SHA-256(code_verifier)) (RFC 7636 S256).
+    pub code_challenge: String,
+    /// The patient in context, if any.
+    pub patient_key: Option<String>,
+    pub expires_ms: i64,
+    pub used_ms: Option<i64>,
+    /// The API token the code was exchanged for.
+    pub token_id: Option<i64>,
+}
+
+/// What [`AccessTx::take_oauth_code`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakenCode {
+    /// The code was unused: it is now marked used (by this transaction).
+    Taken(OAuthCodeRecord),
+    /// The code was used before: nothing changed.
+    AlreadyUsed(OAuthCodeRecord),
+    /// No such code.
+    Unknown,
+}
+
 /// Which audit records to list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -126,6 +170,10 @@ pub trait AccessStore {
     /// Append `record` to the audit chain in a transaction of its own, committed durably before
     /// this returns (the record of a read or a refusal, which changes nothing else).
     fn append_audit_committed(&self, record: &rapport_access::audit::AuditRecord) -> Result<i64>;
+    /// A registered app, disabled or not.
+    fn oauth_client(&self, client_id: &str) -> Result<Option<OAuthClientRecord>>;
+    /// Every registered app, oldest first.
+    fn oauth_clients(&self) -> Result<Vec<OAuthClientRecord>>;
 }
 
 /// Writes of access data, inside a [`crate::Store::write`] transaction.
@@ -201,4 +249,17 @@ pub trait AccessTx {
     ) -> Result<bool>;
     /// Append a record to the audit chain; returns its sequence number.
     fn append_audit(&mut self, record: &AuditRecord) -> Result<i64>;
+    fn insert_oauth_client(&mut self, client: &OAuthClientRecord) -> Result<()>;
+    /// Returns whether the app exists.
+    fn set_oauth_client_disabled(&mut self, client_id: &str, disabled: bool) -> Result<bool>;
+    /// Ids of the API tokens an app's codes were exchanged for (to revoke them with the app).
+    fn oauth_client_tokens(&mut self, client_id: &str) -> Result<Vec<i64>>;
+    /// Store a new code (`used_ms` and `token_id` are ignored); codes expired for more than a
+    /// day are deleted on the way.
+    fn insert_oauth_code(&mut self, code: &OAuthCodeRecord) -> Result<()>;
+    /// Take a code for an exchange: mark it used now, unless it was used before. Only one
+    /// transaction can ever take a given code.
+    fn take_oauth_code(&mut self, code_hash: &[u8; 32], now_ms: i64) -> Result<TakenCode>;
+    /// Record the token a code was exchanged for.
+    fn set_oauth_code_token(&mut self, code_hash: &[u8; 32], token_id: i64) -> Result<()>;
 }

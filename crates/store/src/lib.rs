@@ -9,13 +9,16 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod export;
 mod pending;
 mod pg;
 mod pg_access;
+mod pg_export;
 mod pool;
 mod query_sql;
 mod sqlite;
 mod sqlite_access;
+mod sqlite_export;
 pub mod testing;
 mod url;
 
@@ -25,9 +28,10 @@ use rapport_fhir::index::IndexRows;
 use rapport_fhir::query::Query;
 
 pub use access::{
-    AccessRows, AccessStore, AccessTx, AuditFilter, BreakGlassRecord, NewUser, SessionRecord,
-    TokenRecord, UserRecord,
+    AccessRows, AccessStore, AccessTx, AuditFilter, BreakGlassRecord, NewUser, OAuthClientRecord,
+    OAuthCodeRecord, SessionRecord, TakenCode, TokenRecord, UserRecord,
 };
+pub use export::{ExportJob, ExportStore};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use url::DatabaseUrl;
@@ -192,7 +196,7 @@ pub enum Durability {
 }
 
 /// The resource store. Implementations: [`SqliteStore`], [`PgStore`].
-pub trait Store: AccessStore + Send + Sync {
+pub trait Store: AccessStore + ExportStore + Send + Sync {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Run `work` in one transaction; commit when it returns `Ok`, roll back otherwise.

@@ -35,6 +35,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("migrations/postgres/0005_history_by_time.sql"),
     ),
+    (6, include_str!("migrations/postgres/0006_oauth.sql")),
+    (7, include_str!("migrations/postgres/0007_bulk_export.sql")),
 ];
 
 /// Serialises migrations of concurrent start-ups (pg_advisory_xact_lock key).

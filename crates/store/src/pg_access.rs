@@ -1,13 +1,14 @@
 //! PostgreSQL side of [`AccessStore`] and [`AccessTx`] (schema in
-//! migrations/postgres/0002_accounts_audit.sql). The twin of sqlite_access.rs.
+//! migrations/postgres/0002_accounts_audit.sql and 0006_oauth.sql). The twin of
+//! sqlite_access.rs.
 
 use postgres::types::{ToSql, Type};
 use postgres::Row;
 use rapport_access::audit::{self, Actor, AuditAction, AuditRecord, ChainedRecord, Outcome};
 
 use crate::access::{
-    AccessRows, AccessStore, AccessTx, AuditFilter, BreakGlassRecord, NewUser, SessionRecord,
-    TokenRecord, UserRecord,
+    AccessRows, AccessStore, AccessTx, AuditFilter, BreakGlassRecord, NewUser, OAuthClientRecord,
+    OAuthCodeRecord, SessionRecord, TakenCode, TokenRecord, UserRecord,
 };
 use crate::pg::{PgStore, PgTx};
 use crate::{Result, StoreError};
@@ -159,6 +160,41 @@ fn break_glass_from_row(r: &Row) -> BreakGlassRecord {
         reviewed_by: r.get(7),
         reviewed_ms: r.get(8),
         review_note: r.get(9),
+    }
+}
+
+const CLIENT_COLUMNS: &str = "client_id, name, redirect_uris, secret_hash, created_at, disabled";
+
+fn client_from_row(r: &Row) -> OAuthClientRecord {
+    let uris: String = r.get(2);
+    let secret: Option<Vec<u8>> = r.get(3);
+    OAuthClientRecord {
+        client_id: r.get(0),
+        name: r.get(1),
+        // Written by `insert_oauth_client` only; an unreadable list matches no redirect URI.
+        redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
+        // A hash of the wrong length verifies no secret, and the client stays confidential.
+        secret_hash: secret.map(|h| h.try_into().unwrap_or([0xff; 32])),
+        created_ms: r.get(4),
+        disabled: r.get(5),
+    }
+}
+
+const CODE_COLUMNS: &str = "code_hash, client_id, user_id, scopes, redirect_uri, code_challenge, patient_key, expires_at, used_at, token_id";
+
+fn code_from_row(r: &Row) -> OAuthCodeRecord {
+    let hash: Vec<u8> = r.get(0);
+    OAuthCodeRecord {
+        code_hash: hash.try_into().unwrap_or([0xff; 32]),
+        client_id: r.get(1),
+        user_id: r.get(2),
+        scopes: r.get(3),
+        redirect_uri: r.get(4),
+        code_challenge: r.get(5),
+        patient_key: r.get(6),
+        expires_ms: r.get(7),
+        used_ms: r.get(8),
+        token_id: r.get(9),
     }
 }
 
@@ -362,6 +398,26 @@ impl AccessStore for PgStore {
         let hash: Option<Vec<u8>> = row.get(1);
         Ok((row.get(0), hash.map(|h| h.try_into().unwrap_or([0xff; 32]))))
     }
+
+    fn oauth_client(&self, client_id: &str) -> Result<Option<OAuthClientRecord>> {
+        let mut c = self.pool.get()?;
+        Ok(c.query_typed_opt(
+            &format!("SELECT {CLIENT_COLUMNS} FROM oauth_client WHERE client_id = $1"),
+            &[(&client_id, Type::TEXT)],
+        )?
+        .map(|r| client_from_row(&r)))
+    }
+
+    fn oauth_clients(&self) -> Result<Vec<OAuthClientRecord>> {
+        let mut c = self.pool.get()?;
+        Ok(c.query_typed(
+            &format!("SELECT {CLIENT_COLUMNS} FROM oauth_client ORDER BY created_at, client_id"),
+            &[],
+        )?
+        .iter()
+        .map(client_from_row)
+        .collect())
+    }
 }
 
 impl AccessTx for PgTx<'_> {
@@ -557,5 +613,95 @@ impl AccessTx for PgTx<'_> {
             .tx
             .query_typed_one(APPEND_AUDIT, &append_params(r, &body).as_params())?;
         Ok(row.get(0))
+    }
+
+    fn insert_oauth_client(&mut self, c: &OAuthClientRecord) -> Result<()> {
+        let uris = serde_json::to_string(&c.redirect_uris).expect("strings serialise");
+        let secret = c.secret_hash.as_ref().map(|h| &h[..]);
+        self.tx
+            .execute(
+                &format!(
+                    "INSERT INTO oauth_client ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                ),
+                &[
+                    &c.client_id,
+                    &c.name,
+                    &uris,
+                    &secret,
+                    &c.created_ms,
+                    &c.disabled,
+                ],
+            )
+            .map_err(|e| unique_violation(e, "an app with this client id"))?;
+        Ok(())
+    }
+
+    fn set_oauth_client_disabled(&mut self, client_id: &str, disabled: bool) -> Result<bool> {
+        let n = self.tx.execute(
+            "UPDATE oauth_client SET disabled = $2 WHERE client_id = $1",
+            &[&client_id, &disabled],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn oauth_client_tokens(&mut self, client_id: &str) -> Result<Vec<i64>> {
+        Ok(self
+            .tx
+            .query_typed(
+                "SELECT token_id FROM oauth_code WHERE client_id = $1 AND token_id IS NOT NULL ORDER BY token_id",
+                &[(&client_id, Type::TEXT)],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn insert_oauth_code(&mut self, c: &OAuthCodeRecord) -> Result<()> {
+        // Expired codes are of no use a day later (their tokens, one hour long, have expired
+        // too): delete them here rather than in a job of their own.
+        let stale = c.expires_ms - 86_400_000;
+        self.tx
+            .execute("DELETE FROM oauth_code WHERE expires_at < $1", &[&stale])?;
+        let hash = &c.code_hash[..];
+        self.tx.execute(
+            "INSERT INTO oauth_code (code_hash, client_id, user_id, scopes, redirect_uri, code_challenge, patient_key, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[&hash, &c.client_id, &c.user_id, &c.scopes, &c.redirect_uri, &c.code_challenge, &c.patient_key, &c.expires_ms],
+        )?;
+        Ok(())
+    }
+
+    fn take_oauth_code(&mut self, code_hash: &[u8; 32], now_ms: i64) -> Result<TakenCode> {
+        let hash = &code_hash[..];
+        // `used_at IS NULL` in the UPDATE itself: a concurrent exchange of the same code waits
+        // for this one's row lock, then re-checks the condition on the committed row and takes
+        // nothing (READ COMMITTED re-evaluation). RETURNING gives the row as it was before
+        // (only `used_at` changes, and it was NULL).
+        let taken = self.tx.query_typed(
+            &format!("UPDATE oauth_code SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL RETURNING {CODE_COLUMNS}"),
+            &[(&hash, Type::BYTEA), (&now_ms, Type::INT8)],
+        )?;
+        if let Some(row) = taken.first() {
+            let mut code = code_from_row(row);
+            code.used_ms = None;
+            return Ok(TakenCode::Taken(code));
+        }
+        let found = self.tx.query_typed(
+            &format!("SELECT {CODE_COLUMNS} FROM oauth_code WHERE code_hash = $1"),
+            &[(&hash, Type::BYTEA)],
+        )?;
+        Ok(match found.first() {
+            Some(row) => TakenCode::AlreadyUsed(code_from_row(row)),
+            None => TakenCode::Unknown,
+        })
+    }
+
+    fn set_oauth_code_token(&mut self, code_hash: &[u8; 32], token_id: i64) -> Result<()> {
+        let hash = &code_hash[..];
+        self.tx.execute(
+            "UPDATE oauth_code SET token_id = $2 WHERE code_hash = $1",
+            &[&hash, &token_id],
+        )?;
+        Ok(())
     }
 }

@@ -27,6 +27,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("migrations/sqlite/0005_history_by_time.sql"),
     ),
+    (6, include_str!("migrations/sqlite/0006_oauth.sql")),
+    (7, include_str!("migrations/sqlite/0007_bulk_export.sql")),
 ];
 
 /// Numbers of the search parameters (table `search_param`), by resource type and code.
@@ -37,7 +39,7 @@ pub struct SqliteStore {
     params: Arc<ParamIds>,
     /// SQLite allows one writer at a time; a single connection behind a mutex makes that explicit
     /// instead of leaving writers to collide on SQLITE_BUSY.
-    writer: Mutex<Connection>,
+    pub(crate) writer: Mutex<Connection>,
     pub(crate) readers: Pool<Connection>,
 }
 

@@ -1,12 +1,13 @@
 //! SQLite side of [`AccessStore`] and [`AccessTx`]: accounts, sessions, tokens, relationships,
-//! break-the-glass and the audit chain (schema in migrations/sqlite/0002_accounts_audit.sql).
+//! break-the-glass and the audit chain (schema in migrations/sqlite/0002_accounts_audit.sql), and
+//! SMART App Launch clients and codes (0006_oauth.sql).
 
 use rapport_access::audit::{self, Actor, AuditAction, AuditRecord, ChainedRecord, Outcome};
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 
 use crate::access::{
-    AccessRows, AccessStore, AccessTx, AuditFilter, BreakGlassRecord, NewUser, SessionRecord,
-    TokenRecord, UserRecord,
+    AccessRows, AccessStore, AccessTx, AuditFilter, BreakGlassRecord, NewUser, OAuthClientRecord,
+    OAuthCodeRecord, SessionRecord, TakenCode, TokenRecord, UserRecord,
 };
 use crate::sqlite::{SqliteStore, SqliteTx};
 use crate::{Result, StoreError};
@@ -99,6 +100,41 @@ fn break_glass_from_row(r: &Row<'_>) -> rusqlite::Result<BreakGlassRecord> {
         reviewed_by: r.get(7)?,
         reviewed_ms: r.get(8)?,
         review_note: r.get(9)?,
+    })
+}
+
+const CLIENT_COLUMNS: &str = "client_id, name, redirect_uris, secret_hash, created_at, disabled";
+
+fn client_from_row(r: &Row<'_>) -> rusqlite::Result<OAuthClientRecord> {
+    let uris: String = r.get(2)?;
+    let secret: Option<Vec<u8>> = r.get(3)?;
+    Ok(OAuthClientRecord {
+        client_id: r.get(0)?,
+        name: r.get(1)?,
+        // Written by `insert_oauth_client` only; an unreadable list matches no redirect URI.
+        redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
+        // A hash of the wrong length verifies no secret, and the client stays confidential.
+        secret_hash: secret.map(|h| h.try_into().unwrap_or([0xff; 32])),
+        created_ms: r.get(4)?,
+        disabled: r.get(5)?,
+    })
+}
+
+const CODE_COLUMNS: &str = "code_hash, client_id, user_id, scopes, redirect_uri, code_challenge, patient_key, expires_at, used_at, token_id";
+
+fn code_from_row(r: &Row<'_>) -> rusqlite::Result<OAuthCodeRecord> {
+    let hash: Vec<u8> = r.get(0)?;
+    Ok(OAuthCodeRecord {
+        code_hash: hash.try_into().unwrap_or([0xff; 32]),
+        client_id: r.get(1)?,
+        user_id: r.get(2)?,
+        scopes: r.get(3)?,
+        redirect_uri: r.get(4)?,
+        code_challenge: r.get(5)?,
+        patient_key: r.get(6)?,
+        expires_ms: r.get(7)?,
+        used_ms: r.get(8)?,
+        token_id: r.get(9)?,
     })
 }
 
@@ -301,6 +337,25 @@ impl AccessStore for SqliteStore {
             .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
             .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok((seq, hash.map(|h| h.try_into().unwrap_or([0xff; 32]))))
+    }
+
+    fn oauth_client(&self, client_id: &str) -> Result<Option<OAuthClientRecord>> {
+        let conn = self.readers.get()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_client WHERE client_id = ?1"
+        ))?;
+        Ok(stmt.query_row([client_id], client_from_row).optional()?)
+    }
+
+    fn oauth_clients(&self) -> Result<Vec<OAuthClientRecord>> {
+        let conn = self.readers.get()?;
+        let rows = conn
+            .prepare_cached(&format!(
+                "SELECT {CLIENT_COLUMNS} FROM oauth_client ORDER BY created_at, client_id"
+            ))?
+            .query_map([], client_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 }
 
@@ -520,5 +575,100 @@ impl AccessTx for SqliteTx<'_> {
             .prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
             .execute(params![seq, &hash[..]])?;
         Ok(seq)
+    }
+
+    fn insert_oauth_client(&mut self, c: &OAuthClientRecord) -> Result<()> {
+        let uris = serde_json::to_string(&c.redirect_uris).expect("strings serialise");
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO oauth_client ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ))?
+            .execute(params![
+                c.client_id,
+                c.name,
+                uris,
+                c.secret_hash.as_ref().map(|h| &h[..]),
+                c.created_ms,
+                c.disabled
+            ])
+            .map_err(|e| unique_violation(e, "an app with this client id"))?;
+        Ok(())
+    }
+
+    fn set_oauth_client_disabled(&mut self, client_id: &str, disabled: bool) -> Result<bool> {
+        let n = self
+            .tx
+            .prepare_cached("UPDATE oauth_client SET disabled = ?2 WHERE client_id = ?1")?
+            .execute(params![client_id, disabled])?;
+        Ok(n > 0)
+    }
+
+    fn oauth_client_tokens(&mut self, client_id: &str) -> Result<Vec<i64>> {
+        let rows = self
+            .tx
+            .prepare_cached("SELECT token_id FROM oauth_code WHERE client_id = ?1 AND token_id IS NOT NULL ORDER BY token_id")?
+            .query_map([client_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(rows)
+    }
+
+    fn insert_oauth_code(&mut self, c: &OAuthCodeRecord) -> Result<()> {
+        // Expired codes are of no use a day later (their tokens, one hour long, have expired
+        // too): delete them here rather than in a job of their own.
+        self.tx
+            .prepare_cached("DELETE FROM oauth_code WHERE expires_at < ?1")?
+            .execute([c.expires_ms - 86_400_000])?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO oauth_code (code_hash, client_id, user_id, scopes, redirect_uri, code_challenge, patient_key, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                &c.code_hash[..],
+                c.client_id,
+                c.user_id,
+                c.scopes,
+                c.redirect_uri,
+                c.code_challenge,
+                c.patient_key,
+                c.expires_ms
+            ])?;
+        Ok(())
+    }
+
+    fn take_oauth_code(&mut self, code_hash: &[u8; 32], now_ms: i64) -> Result<TakenCode> {
+        // The write transaction holds SQLite's one write lock: no other exchange runs between
+        // this read and the update.
+        let found = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {CODE_COLUMNS} FROM oauth_code WHERE code_hash = ?1"
+            ))?
+            .query_row([&code_hash[..]], code_from_row)
+            .optional()?;
+        let Some(code) = found else {
+            return Ok(TakenCode::Unknown);
+        };
+        if code.used_ms.is_some() {
+            return Ok(TakenCode::AlreadyUsed(code));
+        }
+        let n = self
+            .tx
+            .prepare_cached(
+                "UPDATE oauth_code SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL",
+            )?
+            .execute(params![&code_hash[..], now_ms])?;
+        Ok(if n == 1 {
+            TakenCode::Taken(code)
+        } else {
+            TakenCode::AlreadyUsed(code)
+        })
+    }
+
+    fn set_oauth_code_token(&mut self, code_hash: &[u8; 32], token_id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE oauth_code SET token_id = ?2 WHERE code_hash = ?1")?
+            .execute(params![&code_hash[..], token_id])?;
+        Ok(())
     }
 }

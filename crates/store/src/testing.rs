@@ -168,6 +168,12 @@ impl crate::AccessStore for Closed {
     fn append_audit_committed(&self, _: &rapport_access::audit::AuditRecord) -> Result<i64> {
         Err(crate::StoreError::Aborted)
     }
+    fn oauth_client(&self, _: &str) -> Result<Option<crate::OAuthClientRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn oauth_clients(&self) -> Result<Vec<crate::OAuthClientRecord>> {
+        Err(crate::StoreError::Aborted)
+    }
 }
 
 /// Create a fresh, empty, migrated store for one test.
@@ -213,5 +219,27 @@ pub fn fresh_database_url_on(
             let path: PathBuf = dir.path().join("rapport.db");
             Ok((DatabaseUrl::Sqlite(path), Some(dir)))
         }
+    }
+}
+
+impl crate::ExportStore for Closed {
+    fn insert_export(&self, _: &crate::ExportJob) -> Result<()> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn export_job(&self, _: &str) -> Result<Option<crate::ExportJob>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn finish_export(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: Option<&str>,
+        _: i64,
+    ) -> Result<bool> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn fail_running_exports(&self, _: i64) -> Result<u64> {
+        Err(crate::StoreError::Aborted)
     }
 }

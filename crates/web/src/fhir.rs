@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use crate::{AppState, Caller, RouteAccess, RouteBook, WebError};
 
+mod export;
 mod search;
 
 pub(crate) fn routes(book: RouteBook) -> RouteBook {
@@ -47,6 +48,27 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
             "/fhir/_history",
             RouteAccess::PatientList,
             get(system_history),
+        )
+        // Bulk Data export (fhir/export.rs). The kick-off and status answer no patient data; a
+        // job exports what its owner may read, audited when it runs, and each file download is
+        // audited again.
+        .add(
+            "GET",
+            "/fhir/$export",
+            RouteAccess::SignedIn,
+            get(export_system),
+        )
+        .add(
+            "GET",
+            "/fhir/$export-poll/{job}",
+            RouteAccess::SignedIn,
+            get(export_status).delete(export_cancel),
+        )
+        .add(
+            "GET",
+            "/fhir/$export-file/{job}/{file}",
+            RouteAccess::SignedIn,
+            get(export_file),
         )
         .add(
             "POST",
@@ -552,6 +574,9 @@ async fn read(
     if id == "_history" {
         return history_list(state, caller, Some(ty), &uri, &headers).await;
     }
+    if ty == "Patient" && id == "$export" {
+        return export::kick_off(state, caller, export::Level::Patient, &uri, &headers).await;
+    }
     check_format(&q, &headers)?;
     check_type_and_id(&ty, &id)?;
     let versions = versions_of(&state, &ty, &id).await?;
@@ -866,17 +891,73 @@ async fn system_history(
     history_list(state, caller, None, &uri, &headers).await
 }
 
+async fn export_system(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
+    export::kick_off(state, caller, export::Level::System, &uri, &headers).await
+}
+
+async fn export_status(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path(job): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
+    export::status(state, caller, &job, &headers).await
+}
+
+async fn export_cancel(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path(job): Path<String>,
+) -> Result<Response, Outcome> {
+    export::cancel(state, caller, &job).await
+}
+
+async fn export_file(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    Path((job, file)): Path<(String, String)>,
+) -> Result<Response, Outcome> {
+    export::file(state, caller, &job, &file).await
+}
+
+/// `GET /fhir/Group/{id}/$export`: the group's patient members, as far as the caller may see
+/// them; reading the group itself is authorised and audited like a read.
+async fn export_group(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Result<Response, Outcome> {
+    check_type_and_id("Group", &id)?;
+    let versions = versions_of(&state, "Group", &id).await?;
+    let Some(current) = versions.last().filter(|v| !v.deleted) else {
+        return Err(not_found("Group", &id));
+    };
+    authorise_read(&state, &caller, "Group", &versions, format!("Group/{id}")).await?;
+    let group: Value = serde_json::from_str(&current.content).unwrap_or(Value::Null);
+    let members = export::group_members(&group);
+    export::kick_off(state, caller, export::Level::Group(members), uri, headers).await
+}
+
 /// `GET /fhir/{type}/{id}/${operation}`: the instance operations Rapport has.
 async fn instance_operation(
     state: State<AppState>,
     caller: FhirCaller,
     Path((ty, id, operation)): Path<(String, String, String)>,
     q: Query<FormatParam>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, Outcome> {
     match (ty.as_str(), operation.as_str()) {
         (_, "_history") => history(state, caller, Path((ty, id)), q, headers).await,
         ("Patient", "$everything") => everything(state, caller, Path(id), q, headers).await,
+        ("Group", "$export") => export_group(state.0, caller.0, id, &uri, &headers).await,
         _ => Err(Outcome::new(
             StatusCode::NOT_FOUND,
             "not-supported",

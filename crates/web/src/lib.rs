@@ -43,6 +43,8 @@ pub struct Settings {
     /// The public address (`https://rapport.example.org`, no trailing slash) for absolute URLs in
     /// FHIR responses; `None`: taken from each request's Host header.
     pub public_url: Option<String>,
+    /// Where bulk export jobs write their NDJSON files (`rapport serve`: `DATA_DIR/exports`).
+    pub export_dir: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -53,6 +55,7 @@ impl Default for Settings {
             secure_cookies: false,
             sign_in_attempts_per_address: 100,
             public_url: None,
+            export_dir: std::env::temp_dir().join("rapport-exports"),
         }
     }
 }

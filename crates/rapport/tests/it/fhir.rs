@@ -1441,3 +1441,142 @@ async fn concurrent_updates_with_the_same_if_match_let_exactly_one_through() {
     let (_, headers, _) = get(&app, &path, Some(&t)).await;
     assert_eq!(headers["etag"], "W/\"2\"");
 }
+
+/// Poll a bulk export's status URL until it is done; the manifest.
+async fn wait_for_export(app: &TestApp, token: &str, status_url: &str) -> Value {
+    for _ in 0..200 {
+        let r = app
+            .client
+            .get(app.url(status_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            202 => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            200 => return r.json().await.unwrap(),
+            other => panic!("status {other}: {}", r.text().await.unwrap()),
+        }
+    }
+    panic!("the export did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bulk_export_runs_asynchronously_and_exports_only_what_the_caller_may_read() {
+    let app = spawn_app().await;
+    let ids = app.patient_ids();
+    // A coordinator with one patient: her export holds that patient's compartment only.
+    tokio::task::block_in_place(|| {
+        app.add_user("exporter@test.example", "coordinator", None, None);
+    });
+    app.assign("exporter@test.example", &ids[0]);
+    let t = token(&app, "exporter@test.example", "user/*.read");
+    let expected: std::collections::BTreeMap<String, usize> = tokio::task::block_in_place(|| {
+        let mut m = std::collections::BTreeMap::new();
+        for r in app.store.patient_record(&ids[0]).unwrap() {
+            *m.entry(r.key.resource_type.clone()).or_default() += 1;
+        }
+        m
+    });
+    // Without Prefer: respond-async: 400.
+    let r = app
+        .client
+        .get(app.url("/fhir/Patient/$export"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let kick = |path: &str| {
+        app.client
+            .get(app.url(path))
+            .bearer_auth(&t)
+            .header("prefer", "respond-async")
+            .header("accept", "application/fhir+json")
+            .send()
+    };
+    let r = kick("/fhir/Patient/$export?_outputFormat=application/fhir%2Bndjson")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let status_url = r.headers()["content-location"].to_str().unwrap().to_owned();
+    let manifest = wait_for_export(&app, &t, &status_url).await;
+    assert_eq!(manifest["requiresAccessToken"], true);
+    let mut got = std::collections::BTreeMap::new();
+    for output in manifest["output"].as_array().unwrap() {
+        let url = output["url"].as_str().unwrap();
+        let r = app
+            .client
+            .get(app.url(url))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/fhir+ndjson");
+        let text = r.text().await.unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len() as u64, output["count"].as_u64().unwrap());
+        for l in &lines {
+            assert_eq!(l["resourceType"], output["type"]);
+        }
+        got.insert(output["type"].as_str().unwrap().to_owned(), lines.len());
+    }
+    assert_eq!(got, expected, "exactly the patient's compartment");
+    // _type and _since narrow it.
+    let r = kick("/fhir/Patient/$export?_type=Patient,Condition&_since=2000-01-01T00:00:00Z")
+        .await
+        .unwrap();
+    let manifest =
+        wait_for_export(&app, &t, r.headers()["content-location"].to_str().unwrap()).await;
+    let types: Vec<&str> = manifest["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.iter().all(|t| *t == "Patient" || *t == "Condition"),
+        "{types:?}"
+    );
+    // Another account cannot poll or fetch this job.
+    let other = token(&app, "coordinator@test.example", "user/*.read");
+    let r = app
+        .client
+        .get(app.url(&status_url))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // DELETE cancels and removes it.
+    let r = app
+        .client
+        .delete(app.url(&status_url))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = app
+        .client
+        .get(app.url(&status_url))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // A bad _type is refused.
+    let r = kick("/fhir/$export?_type=Shoe").await.unwrap();
+    assert_eq!(r.status(), 400);
+    // The export left an audit record naming the patient.
+    let records = app.audit_after(0);
+    assert!(records
+        .iter()
+        .any(|r| r.record.detail.starts_with("bulk export")
+            && r.record.entities.contains(&format!("Patient/{}/*", ids[0]))
+            && !r.record.entities.contains(&format!("Patient/{}/*", ids[1]))));
+}

@@ -416,7 +416,13 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
             );
             r["interaction"].as_array_mut().expect("an array").push(json!({"code": "search-type"}));
             if t == "Patient" {
-                r["operation"] = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]);
+                r["operation"] = json!([
+                    {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+                    {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
+                ]);
+            }
+            if t == "Group" {
+                r["operation"] = json!([{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}]);
             }
             r
         })
@@ -435,6 +441,7 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
             "security": {"description": "Bearer tokens (`rapport token create`) with SMART v1 scopes, or a signed-in session. Access follows care relationships; every request is audited."},
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+            "operation": [{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}],
         }],
     });
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())

@@ -66,10 +66,15 @@ pub enum AuditAction {
     TokenRevoke,
     /// The audit trail exported.
     AuditExport,
+    /// A person allowed (or declined) a third-party app access through SMART App Launch: an
+    /// authorization code issued for the scopes they saw.
+    AppAuthorize,
+    /// A third-party app registered or disabled.
+    AppChange,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::List,
         AuditAction::Read,
         AuditAction::Write,
@@ -87,6 +92,8 @@ impl AuditAction {
         AuditAction::TokenCreate,
         AuditAction::TokenRevoke,
         AuditAction::AuditExport,
+        AuditAction::AppAuthorize,
+        AuditAction::AppChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +115,8 @@ impl AuditAction {
             AuditAction::TokenCreate => "token-create",
             AuditAction::TokenRevoke => "token-revoke",
             AuditAction::AuditExport => "audit-export",
+            AuditAction::AppAuthorize => "app-authorize",
+            AuditAction::AppChange => "app-change",
         }
     }
 
@@ -307,19 +316,25 @@ pub fn to_audit_event(r: &ChainedRecord) -> Value {
         | AuditAction::CareTeamChange
         | AuditAction::GrantChange
         | AuditAction::TokenCreate
-        | AuditAction::TokenRevoke => ("110136", "Security Roles Changed"),
+        | AuditAction::TokenRevoke
+        | AuditAction::AppAuthorize
+        | AuditAction::AppChange => ("110136", "Security Roles Changed"),
     };
     // AuditEvent.action (value set audit-event-action): C create, R read, U update, E execute.
     let action = match rec.action {
         AuditAction::Read | AuditAction::BreakGlass => "R",
         AuditAction::Write => "U",
-        AuditAction::Import | AuditAction::UserCreate | AuditAction::TokenCreate => "C",
+        AuditAction::Import
+        | AuditAction::UserCreate
+        | AuditAction::TokenCreate
+        | AuditAction::AppAuthorize => "C",
         AuditAction::UserUpdate
         | AuditAction::PasswordChange
         | AuditAction::CareTeamChange
         | AuditAction::GrantChange
         | AuditAction::TokenRevoke
-        | AuditAction::BreakGlassReview => "U",
+        | AuditAction::BreakGlassReview
+        | AuditAction::AppChange => "U",
         _ => "E",
     };
     // AuditEvent.outcome (value set audit-event-outcome): 0 success, 4 minor failure.

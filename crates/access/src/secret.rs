@@ -1,4 +1,5 @@
-//! Random secrets (session ids, CSRF tokens, API tokens) and the hashes stored in their place.
+//! Random secrets (session ids, CSRF tokens, API tokens, OAuth codes and client secrets) and the
+//! hashes stored in their place; the PKCE code challenge (RFC 7636).
 //!
 //! Secrets have 256 bits from the operating system's generator, so a plain SHA-256 is a safe
 //! stored form: unlike passwords they cannot be guessed, and a stolen table of hashes gives no
@@ -30,6 +31,20 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// The PKCE `S256` code challenge of a code verifier (RFC 7636 §4.2):
+/// BASE64URL-ENCODE(SHA256(ASCII(code_verifier))), without padding.
+pub fn pkce_s256(code_verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(hash_secret(code_verifier))
+}
+
+/// Whether a PKCE code verifier is well formed (RFC 7636 §4.1): 43 to 128 characters of the
+/// unreserved set `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
+pub fn is_pkce_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
 /// Compare two secrets without leaking where they differ through timing.
 pub fn secrets_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
@@ -49,5 +64,20 @@ mod tests {
         assert!(secrets_equal("abc", "abc"));
         assert!(!secrets_equal("abc", "abd"));
         assert!(!secrets_equal("abc", "abcd"));
+    }
+
+    #[test]
+    fn pkce_s256_matches_rfc_7636_appendix_b_and_verifiers_are_checked() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert_eq!(
+            pkce_s256(verifier),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert!(is_pkce_verifier(verifier));
+        assert!(is_pkce_verifier(&"a~._-".repeat(26)[..128]));
+        assert!(!is_pkce_verifier(&verifier[..42]));
+        assert!(!is_pkce_verifier(&"a".repeat(129)));
+        assert!(!is_pkce_verifier(&format!("{}+", &verifier[..43])));
+        assert!(!is_pkce_verifier(&format!("{} ", &verifier[..43])));
     }
 }

@@ -14,7 +14,7 @@ use rapport_store::{Durability, NewUser, ResourceKey, Store, UserRecord};
 
 use crate::{actor_of, AuthError, Result};
 
-fn change_record(
+pub(crate) fn change_record(
     actor: &Actor,
     source: &str,
     action: AuditAction,
@@ -358,35 +358,16 @@ pub fn create_token(
     now_ms: i64,
 ) -> Result<(i64, String)> {
     let (email, days, label) = (new.email.as_str(), new.days, new.label.as_str());
-    let scopes = new.scopes.as_str();
     let user = find_user(store, email)?;
-    let parsed = parse_scopes(scopes)?;
-    // A scope naming a type that is not a FHIR R4 resource type would silently grant nothing.
-    if let Some(bad) = parsed
-        .iter()
-        .filter_map(|s| s.resource_type.as_deref())
-        .find(|t| rapport_fhir::search_param::params_for(t).is_empty())
-    {
-        return Err(AuthError::Invalid(format!(
-            "'{bad}' is not a FHIR R4 resource type"
-        )));
-    }
-    let scopes = format_scopes(&parsed);
+    let scopes = format_scopes(&checked_scopes(&new.scopes)?);
     if days == 0 || days > 366 {
         return Err(AuthError::Invalid("a token lives 1 to 366 days".into()));
     }
-    let token = new_api_token();
     let expires = now_ms + i64::from(days) * 86_400_000;
     let mut id = 0;
+    let mut token = String::new();
     store.write(Durability::Immediate, &mut |tx| {
-        id = tx.insert_token(
-            &hash_secret(&token),
-            user.user_id,
-            &scopes,
-            label,
-            now_ms,
-            expires,
-        )?;
+        (id, token) = insert_new_token(tx, user.user_id, &scopes, label, now_ms, expires)?;
         let record = change_record(
             actor,
             source,
@@ -398,6 +379,51 @@ pub fn create_token(
         );
         tx.append_audit(&record).map(|_| ())
     })?;
+    Ok((id, token))
+}
+
+/// Parse SMART scopes for a token, refusing any that names a type that is not a FHIR R4 resource
+/// type (it would silently grant nothing).
+pub(crate) fn checked_scopes(scopes: &str) -> Result<Vec<rapport_access::scope::Scope>> {
+    let parsed = parse_scopes(scopes)?;
+    if let Some(bad) = parsed
+        .iter()
+        .filter_map(|s| s.resource_type.as_deref())
+        .find(|t| !is_resource_type(t))
+    {
+        return Err(AuthError::Invalid(format!(
+            "'{bad}' is not a FHIR R4 resource type"
+        )));
+    }
+    Ok(parsed)
+}
+
+/// Whether `t` is a FHIR R4 resource type (every one has search parameters).
+pub(crate) fn is_resource_type(t: &str) -> bool {
+    !rapport_fhir::search_param::params_for(t).is_empty()
+}
+
+/// Write a new API token of an account inside a write transaction, with `expires_ms` as its
+/// end: `rapport token create` (days) and the SMART token endpoint (one hour) both make their
+/// tokens here. Returns its id and the token, which is shown only this once; the caller appends
+/// the audit record in the same transaction.
+pub(crate) fn insert_new_token(
+    tx: &mut dyn rapport_store::WriteTx,
+    user_id: i64,
+    scopes: &str,
+    label: &str,
+    now_ms: i64,
+    expires_ms: i64,
+) -> rapport_store::Result<(i64, String)> {
+    let token = new_api_token();
+    let id = tx.insert_token(
+        &hash_secret(&token),
+        user_id,
+        scopes,
+        label,
+        now_ms,
+        expires_ms,
+    )?;
     Ok((id, token))
 }
 

@@ -5,12 +5,14 @@
 //! need from the store (care-team membership from FHIR CareTeam resources and panel assignments,
 //! caregiver grants, break-the-glass accesses) and writes every change together with its audit
 //! record, in one transaction. The web layer and the command line both call it, so the console,
-//! the API and the commands share one authorisation point and one audit trail.
+//! the API and the commands share one authorisation point and one audit trail. [`smart`] lets
+//! third-party apps obtain tokens through SMART App Launch.
 #![forbid(unsafe_code)]
 
 mod accounts;
 mod authorize;
 mod signin;
+pub mod smart;
 
 use rapport_access::audit::Actor;
 use rapport_access::policy::Principal;

@@ -1,4 +1,5 @@
-//! `rapport user …`, `rapport token …`, `rapport audit …` and the demo's accounts. The work is
+//! `rapport user …`, `rapport token …`, `rapport client …`, `rapport audit …` and the demo's
+//! accounts. The work is
 //! done by `rapport-auth`; this only reads arguments and prints results. Changes made here are
 //! audited as the command line (`cli:user add`…), since no signed-in user is behind them.
 
@@ -103,6 +104,33 @@ pub enum TokenCommand {
     List {
         #[arg(long)]
         email: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientCommand {
+    /// Register a third-party app for SMART App Launch; prints its client id (and, with
+    /// --confidential, its secret, shown only this once).
+    Add {
+        /// The app's name, shown to people when it asks for access.
+        #[arg(long)]
+        name: String,
+        /// Where codes may be sent (repeat for several): an https URL, or an http://localhost or
+        /// http://127.0.0.1 URL for an app on the person's own computer. Requests must name one
+        /// exactly.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A server-side app that can keep a secret (it then authenticates with it as well as
+        /// PKCE); without it, a public client (PKCE only).
+        #[arg(long)]
+        confidential: bool,
+    },
+    /// List the registered apps.
+    List,
+    /// Disable an app: it can no longer be authorised, and its live tokens are revoked.
+    Disable {
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -343,6 +371,67 @@ pub fn run_token(store: &dyn Store, cmd: TokenCommand) -> anyhow::Result<()> {
                     t.token_id, state, t.scopes, t.label
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+pub fn run_client(store: &dyn Store, cmd: ClientCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Add {
+            name,
+            redirect_uris,
+            confidential,
+        } => {
+            let registered = rapport_auth::smart::register_client(
+                store,
+                &cli("client add"),
+                "cli",
+                &rapport_auth::smart::NewClient {
+                    name,
+                    redirect_uris,
+                    confidential,
+                },
+                now_ms(),
+            )?;
+            println!("client_id {}", registered.client_id);
+            if let Some(secret) = registered.secret {
+                eprintln!("the client secret is shown only this once:");
+                println!("client_secret {secret}");
+            }
+        }
+        ClientCommand::List => {
+            for c in store.oauth_clients()? {
+                let registered = chrono::DateTime::from_timestamp_millis(c.created_ms)
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default();
+                println!(
+                    "{}  {:<12} {:<8} {registered}  {:<30} {}",
+                    c.client_id,
+                    if c.secret_hash.is_some() {
+                        "confidential"
+                    } else {
+                        "public"
+                    },
+                    if c.disabled { "disabled" } else { "active" },
+                    c.name,
+                    c.redirect_uris.join(" ")
+                );
+            }
+        }
+        ClientCommand::Disable { id } => {
+            let revoked = rapport_auth::smart::set_client_disabled(
+                store,
+                &cli("client disable"),
+                "cli",
+                &id,
+                true,
+                now_ms(),
+            )?;
+            println!(
+                "app {} disabled; {revoked} live token(s) revoked",
+                id.trim()
+            );
         }
     }
     Ok(())

@@ -72,6 +72,13 @@ enum Command {
         #[command(subcommand)]
         command: rapport::accounts::TokenCommand,
     },
+    /// Third-party apps that people may authorise through SMART App Launch.
+    Client {
+        #[command(flatten)]
+        store: GlobalStoreArgs,
+        #[command(subcommand)]
+        command: rapport::accounts::ClientCommand,
+    },
     /// The audit trail: verify its hash chain, export it as FHIR AuditEvent.
     Audit {
         #[command(flatten)]
@@ -186,6 +193,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open_store(&store_only(&store.into())?)?;
             rapport::accounts::run_token(store.as_ref(), cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client {
+            store,
+            command: cmd,
+        } => {
+            let store = open_store(&store_only(&store.into())?)?;
+            rapport::accounts::run_client(store.as_ref(), cmd)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit {

@@ -381,7 +381,11 @@ fn check_type_and_id(ty: &str, id: &str) -> Result<(), Outcome> {
 }
 
 /// `GET /fhir/metadata`: what this server supports, and nothing more (http.html#capabilities).
-async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Response, Outcome> {
+async fn metadata(
+    State(state): State<AppState>,
+    Query(q): Query<FormatParam>,
+    headers: HeaderMap,
+) -> Result<Response, Outcome> {
     check_format(&q, &headers)?;
     let resources: Vec<Value> = resource_types()
         .into_iter()
@@ -438,13 +442,30 @@ async fn metadata(Query(q): Query<FormatParam>, headers: HeaderMap) -> Result<Re
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
-            "security": {"description": "Bearer tokens (`rapport token create`) with SMART v1 scopes, or a signed-in session. Access follows care relationships; every request is audited."},
+            "security": smart_security(&fhir_base(&state, &headers)),
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
             "operation": [{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}],
         }],
     });
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
+}
+
+/// `rest.security`: SMART on FHIR with the OAuth endpoints as the `oauth-uris` extension (SMART
+/// App Launch 1.0 "Conformance"; the same as `.well-known/smart-configuration`).
+fn smart_security(base: &str) -> Value {
+    let site = base.strip_suffix("/fhir").unwrap_or(base);
+    json!({
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [
+                {"url": "authorize", "valueUri": format!("{site}/oauth/authorize")},
+                {"url": "token", "valueUri": format!("{site}/oauth/token")},
+            ],
+        }],
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
+        "description": "SMART App Launch (authorization code with PKCE S256) for third-party apps, bearer tokens (`rapport token create`) with SMART v1 scopes, or a signed-in session. Access follows care relationships; every request is audited.",
+    })
 }
 
 /// The service base URL (FHIR R4 http.html#root) for absolute URLs in responses: the configured

@@ -1,6 +1,7 @@
 //! Rapport's HTTP layer: the care team's console (server-rendered HTML, no JavaScript build
-//! step), sign-in, the admin pages and the health check. This is the only crate that knows HTTP;
-//! handlers adapt requests to `rapport-auth` and store calls and render the results.
+//! step), sign-in, the admin pages, the FHIR API, SMART App Launch and the health check. This is
+//! the only crate that knows HTTP; handlers adapt requests to `rapport-auth` and store calls and
+//! render the results.
 //!
 //! Every route is declared once, in [`routes`], with what it touches ([`RouteAccess`]); the
 //! authorisation matrix test walks that list, so a route cannot be added without being covered.
@@ -16,6 +17,7 @@ mod form;
 mod login;
 mod page;
 mod security;
+mod smart;
 mod view;
 
 use std::collections::HashMap;
@@ -265,6 +267,7 @@ fn book() -> RouteBook {
     let book = login::routes(book);
     let book = console::routes(book);
     let book = fhir::routes(book);
+    let book = smart::routes(book);
     admin::routes(book)
 }
 

@@ -60,6 +60,8 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
         {
             n.to_owned()
         }
+        // A SMART app's authorization request, resumed once the person has signed in.
+        Some(n) if crate::smart::is_authorize_next(n) => n.to_owned(),
         _ => "/patients".to_owned(),
     }
 }

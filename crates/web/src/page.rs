@@ -42,6 +42,9 @@ form.card label{display:inline-block;margin:.2rem 0}
 .login{max-width:380px;margin:3rem auto}
 .login label{display:block;margin:.6rem 0}
 .login input{width:100%;padding:.45rem;box-sizing:border-box}
+button.secondary{background:#616e7c}
+section.consent{max-width:640px;margin:1.5rem auto}
+section.consent h1{font-size:1.3rem}
 "#;
 
 pub(crate) fn layout(title: &str, caller: Option<&Caller>, body: Markup) -> Markup {

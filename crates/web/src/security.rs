@@ -15,6 +15,25 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 /// No inline script or style anywhere, no framing, forms only to this site.
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// [`CSP`] with one more origin a form may lead to: the SMART consent page's form answers with a
+/// redirect to the app, and browsers apply `form-action` to that redirect too. `origin` is a URL
+/// origin as `url` serialises it (`https://app.example.org:8443`); a handler that sets its own
+/// policy keeps it.
+pub(crate) fn csp_with_form_action(origin: &str) -> String {
+    let safe = !origin.is_empty()
+        && origin
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":/.-[]".contains(&b));
+    if safe {
+        CSP.replace(
+            "form-action 'self'",
+            &format!("form-action 'self' {origin}"),
+        )
+    } else {
+        CSP.to_owned()
+    }
+}
+
 pub(crate) fn harden(router: Router<AppState>, https: bool) -> Router<AppState> {
     let router = router
         .layer(middleware::from_fn(headers))
@@ -40,10 +59,12 @@ async fn headers(request: Request, next: Next) -> Response {
     let is_static = request.uri().path().starts_with("/static/");
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

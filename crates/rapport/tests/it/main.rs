@@ -9,3 +9,4 @@ mod clients;
 mod console;
 mod fhir;
 mod helpers;
+mod smart;

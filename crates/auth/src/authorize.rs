@@ -230,16 +230,8 @@ pub fn readable(
         .into_iter()
         .filter(|r| {
             let ty = r.key.resource_type.as_str();
-            let patient = serde_json::from_str::<Value>(&r.content)
-                .ok()
-                .and_then(|v| {
-                    rapport_fhir::index::patient_key(
-                        ty,
-                        &r.key.id,
-                        &rapport_fhir::index::extract(&v),
-                    )
-                });
-            let decision = match &patient {
+            // The patient key was indexed when the version was written.
+            let decision = match &r.patient_key {
                 Some(p) => policy::decide_for_type(
                     principal,
                     p,

@@ -38,6 +38,24 @@ pub enum BenchCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// The FHIR API under load: `wrk -t2 -c8` (Debian's `wrk`) against the server loaded with
+    /// the files (and `--demo-patients N` generated ones): read by id, a typical clinical search,
+    /// `Patient/$everything` of the largest patient; then transaction bundles posted by 4
+    /// concurrent clients. Requests carry a `user/*.*` token of a coordinator on every patient's
+    /// care team, so each is authorised and audited as in use.
+    Api {
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Generated demo patients to add to the files.
+        #[arg(long, default_value_t = 0)]
+        demo_patients: usize,
+        /// Seconds per workload.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Files or directories to import first.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Server time of the Patient 360 page of the patient with the most resources.
     Page {
         #[arg(long)]
@@ -68,6 +86,12 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             requests,
             paths,
         } => bench_access(postgres.as_deref(), requests, &paths),
+        BenchCommand::Api {
+            postgres,
+            demo_patients,
+            seconds,
+            paths,
+        } => bench_api(postgres.as_deref(), demo_patients, seconds, &paths),
     }
 }
 
@@ -396,4 +420,251 @@ fn bench_access(postgres: Option<&str>, requests: usize, paths: &[PathBuf]) -> a
         Err(b) => anyhow::bail!("{b}"),
     }
     Ok(())
+}
+
+/// What `wrk --latency` reported.
+struct WrkFigures {
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+}
+
+fn parse_wrk(out: &str) -> Option<WrkFigures> {
+    let ms = |v: &str| -> Option<f64> {
+        let v = v.trim();
+        if let Some(x) = v.strip_suffix("us") {
+            return x.parse::<f64>().ok().map(|x| x / 1000.0);
+        }
+        if let Some(x) = v.strip_suffix("ms") {
+            return x.parse().ok();
+        }
+        v.strip_suffix('s')?.parse::<f64>().ok().map(|x| x * 1000.0)
+    };
+    let mut f = WrkFigures {
+        requests_per_sec: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        non_2xx: 0,
+    };
+    for line in out.lines().map(str::trim) {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            ["Requests/sec:", v] => f.requests_per_sec = v.parse().ok()?,
+            ["50%", v] => f.p50_ms = ms(v)?,
+            ["99%", v] => f.p99_ms = ms(v)?,
+            ["Non-2xx", "or", "3xx", "responses:", n] => f.non_2xx = n.parse().ok()?,
+            _ => {}
+        }
+    }
+    (f.requests_per_sec > 0.0).then_some(f)
+}
+
+fn bench_api(
+    postgres: Option<&str>,
+    demo_patients: usize,
+    seconds: u32,
+    paths: &[PathBuf],
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        std::process::Command::new("wrk")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "bench api drives the server with wrk: apt-get install wrk"
+    );
+    let mut scratch = fresh_store(postgres)?;
+    let store: std::sync::Arc<dyn Store> =
+        std::sync::Arc::from(scratch.store.take().expect("a fresh store"));
+    let inputs = load_inputs(None, paths)?;
+    let mut units: Vec<Unit> = inputs
+        .into_iter()
+        .map(|(name, bytes)| Unit {
+            name,
+            kind: "file",
+            payload: Payload::Json(bytes),
+        })
+        .collect();
+    if demo_patients > 0 {
+        units.extend(
+            load_inputs(Some(demo_patients), &[])?
+                .into_iter()
+                .map(|(name, bytes)| Unit {
+                    name,
+                    kind: "demo",
+                    payload: Payload::Json(bytes),
+                }),
+        );
+    }
+    let summary = import_units(store.as_ref(), units, &crate::now_ms, &mut |_| {});
+    eprintln!("loaded {} resources", summary.resources());
+    let actor = rapport_access::audit::Actor::command_line("bench");
+    let account = rapport_auth::NewAccount {
+        email: "api-bench@rapport.example".into(),
+        name: "API Bench".into(),
+        roles: "coordinator".into(),
+        patient: None,
+        practitioner: None,
+        password: rapport_access::secret::new_secret(),
+    };
+    rapport_auth::create_user(store.as_ref(), &actor, "cli", &account, crate::now_ms())?;
+    let page = store.search_patients(&rapport_store::PatientSearch {
+        limit: 1_000_000,
+        ..Default::default()
+    })?;
+    let mut largest = (String::new(), 0usize);
+    for p in &page.patients {
+        rapport_auth::assign(
+            store.as_ref(),
+            &actor,
+            "cli",
+            &account.email,
+            &p.key.id,
+            true,
+            crate::now_ms(),
+        )?;
+        let n = store.patient_record(&p.key.id)?.len();
+        if n > largest.1 {
+            largest = (p.key.id.clone(), n);
+        }
+    }
+    let (_, token) = rapport_auth::create_token(
+        store.as_ref(),
+        &actor,
+        "cli",
+        &rapport_auth::NewToken {
+            email: account.email.clone(),
+            scopes: "user/*.*".into(),
+            days: 1,
+            label: "bench".into(),
+        },
+        crate::now_ms(),
+    )?;
+    // The typical clinical search: the largest patient's most frequent Observation code, the
+    // last two years of it, newest first.
+    let record = store.patient_record(&largest.0)?;
+    let mut codes: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in record
+        .iter()
+        .filter(|r| r.key.resource_type == "Observation")
+    {
+        let v: Value = serde_json::from_str(&r.content)?;
+        if let Some(c) = v.pointer("/code/coding/0/code").and_then(Value::as_str) {
+            *codes.entry(c.to_owned()).or_default() += 1;
+        }
+    }
+    let code = codes
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(c, _)| c.clone())
+        .context("the largest patient has no coded Observation")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let store_for_app = store.clone();
+    runtime.block_on(async move {
+        let app = crate::Application::build("127.0.0.1:0".parse()?, store_for_app).await?;
+        let addr = app.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        let base = format!("http://{addr}/fhir");
+        let workloads = [
+            ("read by id", format!("{base}/Patient/{}", largest.0)),
+            (
+                "search",
+                format!("{base}/Observation?patient={}&code={code}&date=ge2015-01-01&_sort=-date", largest.0),
+            ),
+            (
+                "$everything",
+                format!("{base}/Patient/{}/$everything", largest.0),
+            ),
+        ];
+        println!(
+            "backend={} resources={} patients={} largest patient {} ({} resources); wrk -t2 -c8 -d{seconds}s --latency",
+            store.backend(),
+            summary.resources(),
+            page.patients.len(),
+            largest.0,
+            largest.1
+        );
+        println!("| workload | requests/s | p50 | p99 |\n|---|---|---|---|");
+        for (name, url) in &workloads {
+            let (url, auth) = (url.clone(), format!("Authorization: Bearer {token}"));
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new("wrk")
+                    .args(["-t2", "-c8", &format!("-d{seconds}s"), "--latency"])
+                    .args(["-H", &auth])
+                    .arg(url)
+                    .output()
+            })
+            .await??;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let f = parse_wrk(&text).with_context(|| format!("wrk said: {text}"))?;
+            anyhow::ensure!(f.non_2xx == 0, "{name}: {} answers were not 2xx", f.non_2xx);
+            println!(
+                "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
+                f.requests_per_sec, f.p50_ms, f.p99_ms
+            );
+        }
+        // Transaction bundles: a generated population posted by 4 clients at once, after its
+        // directory (practitioners and organisations the households refer to).
+        let (directory, bundles): (Vec<_>, Vec<_>) = rapport_synth::generate(&rapport_synth::DemoConfig {
+            patients: 200,
+            seed: 99,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("a valid date"),
+        })
+        .partition(|b| !b.name.starts_with("household-"));
+        let client = reqwest::Client::new();
+        for d in directory {
+            let mut bundle = d.bundle;
+            if bundle["type"] != "transaction" {
+                bundle["type"] = "batch".into();
+            }
+            client
+                .post(&base)
+                .bearer_auth(&token)
+                .header("content-type", "application/fhir+json")
+                .body(bundle.to_string())
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        let bundles: Vec<Value> = bundles.into_iter().map(|b| b.bundle).collect();
+        let resources: usize = bundles
+            .iter()
+            .map(|b| b["entry"].as_array().map_or(0, Vec::len))
+            .sum();
+        let queue = std::sync::Arc::new(tokio::sync::Mutex::new(bundles));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (client, queue, url, token) = (client.clone(), queue.clone(), base.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let Some(bundle) = queue.lock().await.pop() else {
+                        return anyhow::Ok(());
+                    };
+                    client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/fhir+json")
+                        .body(bundle.to_string())
+                        .send()
+                        .await?
+                        .error_for_status()?;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "| transaction bundles (4 clients) | {:.0} resources/s | {resources} resources in {secs:.2} s | |",
+            resources as f64 / secs
+        );
+        let _ = tx.send(());
+        server.await??;
+        anyhow::Ok(())
+    })
 }

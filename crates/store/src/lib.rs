@@ -137,6 +137,9 @@ pub struct StoredResource {
     pub deleted: bool,
     pub content: String,
     pub source: Option<SourceInfo>,
+    /// The patient this version belongs to (Patient CompartmentDefinition), as indexed when it
+    /// was written: authorisation needs no parsing of the content.
+    pub patient_key: Option<String>,
 }
 
 /// The provenance of a stored version: which input, which entry, when.

@@ -171,6 +171,7 @@ fn stored_from_row(r: &Row) -> StoredResource {
             received_at_ms: r.get(8),
             entry: r.get(9),
         }),
+        patient_key: r.get(10),
     }
 }
 
@@ -546,7 +547,7 @@ impl Store for PgStore {
     fn history(&self, key: &ResourceKey) -> Result<Vec<StoredResource>> {
         let mut conn = self.pool.get()?;
         let rows = conn.query_typed(
-            "SELECT v.resource_type, v.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry
+            "SELECT v.resource_type, v.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry, v.patient_key
              FROM resource_version v LEFT JOIN source s ON s.source_id = v.source_id
              WHERE v.resource_type = $1 AND v.id = $2 ORDER BY v.version",
             &[(&key.resource_type, Type::TEXT), (&key.id, Type::TEXT)],

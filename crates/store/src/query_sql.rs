@@ -317,7 +317,7 @@ fn false_literal(sign: char) -> &'static str {
     }
 }
 
-pub(crate) const STORED_COLUMNS: &str = "r.resource_type, r.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry";
+pub(crate) const STORED_COLUMNS: &str = "r.resource_type, r.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry, v.patient_key";
 pub(crate) const STORED_JOINS: &str = "FROM resource r \
      JOIN resource_version v ON v.resource_type = r.resource_type AND v.id = r.id AND v.version = r.version \
      LEFT JOIN source s ON s.source_id = v.source_id";

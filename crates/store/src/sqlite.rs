@@ -268,6 +268,7 @@ fn stored_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
             }),
             None => None,
         },
+        patient_key: r.get(10)?,
     })
 }
 
@@ -771,7 +772,7 @@ impl Store for SqliteStore {
     fn history(&self, key: &ResourceKey) -> Result<Vec<StoredResource>> {
         let conn = self.readers.get()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT v.resource_type, v.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry
+            "SELECT v.resource_type, v.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry, v.patient_key
              FROM resource_version v LEFT JOIN source s ON s.source_id = v.source_id
              WHERE v.resource_type = ?1 AND v.id = ?2 ORDER BY v.version",
         )?;

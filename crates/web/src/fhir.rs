@@ -495,9 +495,7 @@ pub(crate) fn fhir_base(state: &AppState, headers: &HeaderMap) -> String {
 
 /// The patient a stored version belongs to (Patient CompartmentDefinition), from its content.
 fn patient_of(stored: &StoredResource) -> Option<String> {
-    let v: Value = serde_json::from_str(&stored.content).ok()?;
-    let rows = rapport_fhir::index::extract(&v);
-    rapport_fhir::index::patient_key(&stored.key.resource_type, &stored.key.id, &rows)
+    stored.patient_key.clone()
 }
 
 /// Authorise reading `versions` (oldest first) of one resource and audit the request; the

@@ -722,3 +722,115 @@ async fn the_client_commands_register_list_and_disable_apps() {
     let reply = session.get(&authorize_path(&params)).await;
     assert_eq!((reply.status, reply.location.as_deref()), (400, None));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_real_browser_the_consent_form_leads_to_the_app_with_a_code() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let ready = dir.join("node_modules/playwright-core").is_dir()
+        && std::path::Path::new(&chromium).exists();
+    if !ready {
+        let message = format!(
+            "browser test needs {chromium} and `npm install` in {} (run .ci/run)",
+            dir.display()
+        );
+        assert!(
+            std::env::var_os("RAPPORT_REQUIRE_BROWSER").is_none(),
+            "{message}"
+        );
+        eprintln!("SKIPPED: {message}");
+        return;
+    }
+    let app = spawn_app().await;
+    patient_account(&app);
+    let client = register(&app, false);
+    let (verifier, challenge) = pkce();
+    let params = request_params(&app, &client.client_id, "patient/*.read", &challenge);
+    let url = app.url(&authorize_path(&params));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .current_dir(&dir)
+            .args([
+                "smart.mjs",
+                &url,
+                REDIRECT,
+                PATIENT_EMAIL,
+                crate::helpers::PASSWORD,
+                "Health Diary",
+            ])
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("state=af0ifjsldkj"), "{stdout}");
+    let code = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("code="))
+        .unwrap()
+        .to_owned();
+    let (status, _, body) =
+        exchange(&app, &token_form(&client.client_id, &code, &verifier), None).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn of_two_simultaneous_exchanges_of_a_code_one_succeeds_and_codes_and_tokens_expire() {
+    let app = spawn_app().await;
+    let (own, _) = patient_account(&app);
+    let client = register(&app, false);
+    let (verifier, challenge) = pkce();
+    let session = app.login(PATIENT_EMAIL).await;
+    let params = request_params(&app, &client.client_id, "patient/*.read", &challenge);
+
+    let code = authorize(&session, &params).await;
+    let form = token_form(&client.client_id, &code, &verifier);
+    let (a, b) = tokio::join!(exchange(&app, &form, None), exchange(&app, &form, None));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 400], "{} / {}", a.2, b.2);
+    let (ok, refused) = if a.0 == 200 { (a.2, b.2) } else { (b.2, a.2) };
+    assert_eq!(refused["error"], "invalid_grant", "{refused}");
+    // The loser presented a used code: the winner's token was revoked (RFC 6749 §4.1.2).
+    let token = ok["access_token"].as_str().unwrap();
+    assert_eq!(
+        fhir_status(&app, &format!("/fhir/Patient/{own}"), token).await,
+        401
+    );
+
+    // A code waits ten minutes at most.
+    let code = authorize(&session, &params).await;
+    app.state.clock.advance(10 * 60_000 + 1);
+    let (status, _, body) =
+        exchange(&app, &token_form(&client.client_id, &code, &verifier), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+
+    // A token lives one hour.
+    let session = app.login(PATIENT_EMAIL).await;
+    let code = authorize(&session, &params).await;
+    let (status, _, body) =
+        exchange(&app, &token_form(&client.client_id, &code, &verifier), None).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    app.state.clock.advance(59 * 60_000);
+    assert_eq!(
+        fhir_status(&app, &format!("/fhir/Patient/{own}"), token).await,
+        200
+    );
+    app.state.clock.advance(60_000);
+    assert_eq!(
+        fhir_status(&app, &format!("/fhir/Patient/{own}"), token).await,
+        401
+    );
+}

@@ -66,6 +66,9 @@ pub enum StoreError {
     /// A uniqueness rule refused the write (e.g. an account with that e-mail exists).
     #[error("{0} already exists")]
     Duplicate(String),
+    /// The group commit that carried this audit record failed.
+    #[error("the audit record could not be committed: {0}")]
+    AuditBatch(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -41,7 +41,16 @@ pub struct SqliteStore {
     /// instead of leaving writers to collide on SQLITE_BUSY.
     pub(crate) writer: Mutex<Connection>,
     pub(crate) readers: Pool<Connection>,
+    /// Audit records waiting to be committed by whoever next holds the writer (group commit,
+    /// see `append_audit_committed`), each with where to send its sequence number.
+    pub(crate) audit_queue: Mutex<Vec<AuditWaiter>>,
 }
+
+/// An audit record waiting for its commit, and where its outcome goes.
+pub(crate) type AuditWaiter = (
+    rapport_access::audit::AuditRecord,
+    std::sync::mpsc::Sender<std::result::Result<i64, String>>,
+);
 
 /// Pragmas for every connection, each with its reason.
 fn configure(conn: &Connection) -> Result<()> {
@@ -77,6 +86,34 @@ fn configure(conn: &Connection) -> Result<()> {
 }
 
 impl SqliteStore {
+    /// [`Store::write`] on the writer connection, already locked by the caller.
+    pub(crate) fn write_on(
+        &self,
+        conn: &mut Connection,
+        durability: Durability,
+        work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>,
+    ) -> Result<()> {
+        // FULL syncs the WAL at commit; NORMAL leaves it to the next checkpoint or FULL commit.
+        // Either way a transaction is atomic and the database consistent.
+        conn.execute_batch(match durability {
+            Durability::Immediate => "PRAGMA synchronous = FULL",
+            Durability::Deferred => "PRAGMA synchronous = NORMAL",
+        })?;
+        // BEGIN IMMEDIATE takes the write lock now, so reads inside the transaction see a state
+        // no other writer can change before the commit.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut wtx = SqliteTx {
+            tx,
+            params: &self.params,
+            pending: Pending::default(),
+            next_vrow: None,
+        };
+        work(&mut wtx)?;
+        wtx.flush()?;
+        wtx.tx.commit()?;
+        Ok(())
+    }
+
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
@@ -111,6 +148,7 @@ impl SqliteStore {
             params,
             writer: Mutex::new(writer),
             readers,
+            audit_queue: Mutex::new(Vec::new()),
         })
     }
 
@@ -690,25 +728,7 @@ impl Store for SqliteStore {
         work: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>,
     ) -> Result<()> {
         let mut conn = self.writer.lock().expect("writer lock");
-        // FULL syncs the WAL at commit; NORMAL leaves it to the next checkpoint or FULL commit.
-        // Either way a transaction is atomic and the database consistent.
-        conn.execute_batch(match durability {
-            Durability::Immediate => "PRAGMA synchronous = FULL",
-            Durability::Deferred => "PRAGMA synchronous = NORMAL",
-        })?;
-        // BEGIN IMMEDIATE takes the write lock now, so reads inside the transaction see a state
-        // no other writer can change before the commit.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut wtx = SqliteTx {
-            tx,
-            params: &self.params,
-            pending: Pending::default(),
-            next_vrow: None,
-        };
-        work(&mut wtx)?;
-        wtx.flush()?;
-        wtx.tx.commit()?;
-        Ok(())
+        self.write_on(&mut conn, durability, work)
     }
 
     fn sync(&self) -> Result<()> {

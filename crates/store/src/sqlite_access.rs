@@ -323,12 +323,46 @@ impl AccessStore for SqliteStore {
     }
 
     fn append_audit_committed(&self, record: &AuditRecord) -> Result<i64> {
-        let mut seq = 0;
-        crate::Store::write(self, crate::Durability::Immediate, &mut |tx| {
-            seq = tx.append_audit(record)?;
+        // Group commit: a record waits in the queue; whoever holds the writer next commits every
+        // waiting record in one transaction, with one fsync, and hands each its sequence number.
+        // Under concurrent requests the durable audit write so costs one sync per batch instead
+        // of one per request; each record is still committed before its caller goes on.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.audit_queue
+            .lock()
+            .expect("audit queue lock")
+            .push((record.clone(), sender));
+        let mut conn = self.writer.lock().expect("writer lock");
+        if let Ok(done) = receiver.try_recv() {
+            // Committed by the writer before us.
+            return done.map_err(StoreError::AuditBatch);
+        }
+        let batch = std::mem::take(&mut *self.audit_queue.lock().expect("audit queue lock"));
+        let mut seqs = Vec::with_capacity(batch.len());
+        let result = self.write_on(&mut conn, crate::Durability::Immediate, &mut |tx| {
+            seqs.clear();
+            for (r, _) in &batch {
+                seqs.push(tx.append_audit(r)?);
+            }
             Ok(())
-        })?;
-        Ok(seq)
+        });
+        drop(conn);
+        match &result {
+            Ok(()) => {
+                for ((_, to), seq) in batch.iter().zip(&seqs) {
+                    let _ = to.send(Ok(*seq));
+                }
+            }
+            Err(e) => {
+                for (_, to) in &batch {
+                    let _ = to.send(Err(e.to_string()));
+                }
+            }
+        }
+        receiver
+            .recv()
+            .map_err(|_| StoreError::AuditBatch("the audit batch was lost".into()))?
+            .map_err(StoreError::AuditBatch)
     }
 
     fn audit_head(&self) -> Result<(i64, Option<[u8; 32]>)> {

@@ -169,14 +169,17 @@ where
         // on one core while the other parses.
         let (sender, receiver) = std::sync::mpsc::sync_channel::<(Unit, Prepared)>(4);
         let units = units.into_iter();
-        scope.spawn(move || {
-            for unit in units {
-                let prepared = prepare(&unit);
-                if sender.send((unit, prepared)).is_err() {
-                    break;
+        std::thread::Builder::new()
+            .name("import-parse".into())
+            .spawn_scoped(scope, move || {
+                for unit in units {
+                    let prepared = prepare(&unit);
+                    if sender.send((unit, prepared)).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            })
+            .expect("a thread can be started");
         // Each group is one database transaction, applied input by input as they arrive, so
         // that writing overlaps with parsing the next inputs.
         let mut inputs = Inputs {

@@ -648,6 +648,47 @@ async fn forms_without_the_session_csrf_token_are_refused() {
         assert_eq!(r.status, 403);
         assert!(r.body.contains("Form expired"));
     }
+    // Every form that changes something refuses a forged token, whatever the route: each POST of
+    // the console, the admin pages and the app authorisation, as an admin who is also care staff
+    // (so that no refusal for the role can hide a missing CSRF check).
+    tokio::task::block_in_place(|| {
+        app.add_user("both@test.example", "admin,coordinator", None, None);
+    });
+    let both = app.login("both@test.example").await;
+    let mut checked = 0;
+    for spec in rapport_web::routes().into_iter().filter(|r| {
+        r.method == "POST"
+            && !r.path.starts_with("/fhir")
+            && !matches!(r.path, "/login" | "/oauth/token")
+    }) {
+        // Patients are named by their id, accounts and reviews by number.
+        let path = if spec.path.starts_with("/patients") {
+            spec.path.replace("{id}", &id)
+        } else {
+            regex_free_params(spec.path)
+        };
+        // Every field any of these forms has, with plausible values, so that the form parses
+        // and only the token is wrong.
+        let fields = [
+            ("csrf", "forged"),
+            ("text", "A note."),
+            ("reason", "Emergency admission, patient unconscious."),
+            ("email", "new@test.example"),
+            ("name", "New Person"),
+            ("role", "coordinator"),
+            ("roles", "coordinator"),
+            ("password", "a-long-enough-password-1"),
+            ("patient", id.as_str()),
+            ("note", "Reviewed."),
+            ("disabled", "true"),
+            ("assigned", "true"),
+        ];
+        let r = both.post(&path, &fields).await;
+        assert_eq!(r.status, 403, "POST {path} with a forged token: {}", r.body);
+        assert!(r.body.contains("Form expired"), "POST {path}: {}", r.body);
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked}");
     // The sign-in form needs its own token too (login CSRF).
     let r = app
         .client
@@ -1073,4 +1114,12 @@ async fn a_caregiver_with_read_only_access_is_not_offered_the_note_form() {
         .await
         .body
         .contains("Add a note"));
+}
+
+/// A route path with any remaining `{param}` replaced by `1`.
+fn regex_free_params(path: &str) -> String {
+    path.split('/')
+        .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
 }

@@ -248,6 +248,7 @@ pub(crate) fn apply_in_tx(
         by_identifier: HashMap::new(),
         conditional_cache: HashMap::new(),
         patients_written: BTreeMap::new(),
+        identity_matching: on_behalf.is_none(),
     };
     let Some(written) = run.apply(
         parsed,
@@ -353,6 +354,9 @@ struct Run<'t, 'f> {
     conditional_cache: HashMap<String, Result<String, (String, Failure)>>,
     /// What was written, per patient (`None`: resources of no patient), for the audit trail.
     patients_written: BTreeMap<Option<String>, Vec<String>>,
+    /// Whether a created Patient, Practitioner or Organization is matched to a stored one by
+    /// identifier (imports and feeds; not a user's write).
+    identity_matching: bool,
 }
 
 /// An error about one entry: message and whether another input might fix it.
@@ -866,7 +870,10 @@ impl Run<'_, '_> {
                         Err(e) => return Ok(Err(e)),
                     }
                 }
-                if MATCH_BY_IDENTIFIER.contains(&ty.as_str()) {
+                // Feeds and imports merge a Patient, Practitioner or Organization they describe
+                // again into the one stored (matched by identifier); a user's create through the
+                // API creates (http.html#create), and If-None-Exist is how a client asks for a match.
+                if self.identity_matching && MATCH_BY_IDENTIFIER.contains(&ty.as_str()) {
                     match self.match_identity(&ty, &resource)? {
                         Ok(Some(id)) => {
                             return Ok(Ok(Op::Write {

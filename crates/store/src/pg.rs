@@ -559,20 +559,23 @@ impl Store for PgStore {
         &self,
         resource_type: Option<&str>,
         since_ms: Option<i64>,
+        before_ms: Option<i64>,
         limit: u64,
     ) -> Result<Vec<(StoredResource, Option<String>)>> {
         let mut conn = self.pool.get()?;
         let since = since_ms.unwrap_or(i64::MIN);
+        let before = before_ms.unwrap_or(i64::MAX);
         let limit = limit as i64;
         let rows = conn.query_typed(
             "SELECT v.resource_type, v.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry, v.patient_key
              FROM resource_version v LEFT JOIN source s ON s.source_id = v.source_id
-             WHERE ($1::text IS NULL OR v.resource_type = $1) AND v.last_updated >= $2
+             WHERE ($1::text IS NULL OR v.resource_type = $1) AND v.last_updated >= $2 AND v.last_updated < $4
              ORDER BY v.last_updated DESC, v.resource_type DESC, v.id DESC, v.version DESC LIMIT $3",
             &[
                 (&resource_type, Type::TEXT),
                 (&since, Type::INT8),
                 (&limit, Type::INT8),
+                (&before, Type::INT8),
             ],
         )?;
         Ok(rows

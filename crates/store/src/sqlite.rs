@@ -806,18 +806,24 @@ impl Store for SqliteStore {
         &self,
         resource_type: Option<&str>,
         since_ms: Option<i64>,
+        before_ms: Option<i64>,
         limit: u64,
     ) -> Result<Vec<(StoredResource, Option<String>)>> {
         let conn = self.readers.get()?;
         let mut stmt = conn.prepare_cached(
             "SELECT v.resource_type, v.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry, v.patient_key
              FROM resource_version v LEFT JOIN source s ON s.source_id = v.source_id
-             WHERE (?1 IS NULL OR v.resource_type = ?1) AND v.last_updated >= ?2
+             WHERE (?1 IS NULL OR v.resource_type = ?1) AND v.last_updated >= ?2 AND v.last_updated < ?4
              ORDER BY v.last_updated DESC, v.vrow DESC LIMIT ?3",
         )?;
         let rows = stmt
             .query_map(
-                params![resource_type, since_ms.unwrap_or(i64::MIN), limit as i64],
+                params![
+                    resource_type,
+                    since_ms.unwrap_or(i64::MIN),
+                    limit as i64,
+                    before_ms.unwrap_or(i64::MAX)
+                ],
                 |r| Ok((stored_from_row(r)?, r.get(10)?)),
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;

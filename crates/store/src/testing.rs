@@ -83,6 +83,7 @@ impl Store for Closed {
         &self,
         _: Option<&str>,
         _: Option<i64>,
+        _: Option<i64>,
         _: u64,
     ) -> Result<Vec<(crate::StoredResource, Option<String>)>> {
         Err(crate::StoreError::Aborted)

@@ -133,6 +133,38 @@ const FHIR_JSON: &str = "application/fhir+json; fhirVersion=4.0";
 /// history (the largest Synthea sample is 2.2 MB). The console's forms keep a much smaller limit.
 pub(crate) const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// CORS for the FHIR API (Fetch standard; SMART App Launch apps run in browsers on other
+/// origins): any origin may call it with a bearer token. Credentials (cookies) are never allowed
+/// cross-origin, so another site cannot use a signed-in browser's session.
+pub(crate) fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("if-none-exist"),
+            HeaderName::from_static("prefer"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::CONTENT_LOCATION,
+            header::LAST_MODIFIED,
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 /// Turn an error response that is not already FHIR (the framework's 413, 405, 415, a rejected
 /// extractor) into an OperationOutcome with the same status (http.html: errors are
 /// OperationOutcomes).
@@ -767,9 +799,10 @@ fn history_entry(base: &str, v: &StoredResource) -> Value {
 }
 
 /// `GET /fhir/_history` and `GET /fhir/{type}/_history` (http.html#history): the versions
-/// written at or after `_since` (an instant or a date), newest first, at most `_count` (default
-/// 50, at most 1000). Only versions the caller may read are listed, each judged by the patient
-/// it belonged to; the request is audited as a list of what it returned.
+/// written at or after `_since` (an instant or a date), newest first, `_count` per page (default
+/// 50, at most 1000) with `next`/`previous` links. Only versions the caller may read are listed
+/// and counted, each judged by the patient it belonged to; the request is audited as a list of
+/// what it returned.
 async fn history_list(
     state: AppState,
     caller: Caller,
@@ -780,7 +813,7 @@ async fn history_list(
     if let Some(t) = &ty {
         check_type_and_id(t, "history")?;
     }
-    let (mut since, mut count) = (None, DEFAULT_COUNT);
+    let (mut since, mut count, mut offset, mut before) = (None, DEFAULT_COUNT, 0usize, None);
     for pair in uri
         .query()
         .unwrap_or("")
@@ -823,6 +856,28 @@ async fn history_list(
                 },
                 headers,
             )?,
+            // Paging: the moment the first page was read (later versions stay out, so pages do
+            // not shift) and how many readable versions came before.
+            "_before" => {
+                before = Some(value.parse::<i64>().map_err(|_| {
+                    Outcome::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid",
+                        "_before is a paging link's value",
+                    )
+                    .at("_before")
+                })?)
+            }
+            "_offset" => {
+                offset = value.parse::<usize>().map_err(|_| {
+                    Outcome::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid",
+                        "_offset must be a whole number",
+                    )
+                    .at("_offset")
+                })?
+            }
             other => {
                 return Err(Outcome::new(
                     StatusCode::BAD_REQUEST,
@@ -834,38 +889,58 @@ async fn history_list(
         }
     }
     let now = state.clock.now_ms();
+    // Versions up to this moment (the first page's; a later page keeps it): the pages of one
+    // walk through the history do not move when new versions arrive.
+    let before = before.unwrap_or(now + 1);
     let principal = caller.principal.clone();
     let t = ty.clone();
-    let versions = state
+    let found = state
         .with_auth(move |s| {
-            // Read more than asked when some may be left out: a page of 50 readable versions on
-            // a store shared by many care teams.
-            let found = s.history_since(t.as_deref(), since, (count as u64).saturating_mul(4))?;
+            // Every matching version is looked at, so that what may not be read is left out
+            // without cutting the history short; more than MAX_MATCHES asks for a narrower
+            // `_since` rather than being cut silently.
+            let found = s.history_since(t.as_deref(), since, Some(before), MAX_MATCHES + 1)?;
+            if found.len() as u64 > MAX_MATCHES {
+                return Ok(None);
+            }
             let facts = rapport_auth::user_facts(s, &principal, None, now)?;
-            Ok(found
-                .into_iter()
-                .filter(|(v, patient)| {
-                    let ty = v.key.resource_type.as_str();
-                    let d = match patient {
-                        Some(p) => rapport_access::policy::decide_for_type(
-                            &principal,
-                            p,
-                            &facts.facts_for(p),
-                            Action::Read,
-                            Some(ty),
-                            now,
-                        ),
-                        None => {
-                            rapport_access::policy::decide_directory(&principal, ty, Action::Read)
-                        }
-                    };
-                    d.is_allowed()
-                })
-                .take(count)
-                .map(|(v, _)| v)
-                .collect::<Vec<_>>())
+            Ok(Some(
+                found
+                    .into_iter()
+                    .filter(|(v, patient)| {
+                        let ty = v.key.resource_type.as_str();
+                        let d = match patient {
+                            Some(p) => rapport_access::policy::decide_for_type(
+                                &principal,
+                                p,
+                                &facts.facts_for(p),
+                                Action::Read,
+                                Some(ty),
+                                now,
+                            ),
+                            None => rapport_access::policy::decide_directory(
+                                &principal,
+                                ty,
+                                Action::Read,
+                            ),
+                        };
+                        d.is_allowed()
+                    })
+                    .map(|(v, _)| v)
+                    .collect::<Vec<_>>(),
+            ))
         })
         .await?;
+    let Some(found) = found else {
+        return Err(Outcome::new(
+            StatusCode::BAD_REQUEST,
+            "too-costly",
+            format!("more than {MAX_MATCHES} versions match; give a later _since"),
+        )
+        .at("_since"));
+    };
+    let total = found.len();
+    let versions: Vec<StoredResource> = found.into_iter().skip(offset).take(count).collect();
     let mut entities: Vec<String> = Vec::new();
     for v in &versions {
         let e = format!("{}/{}", v.key.resource_type, v.key.id);
@@ -897,11 +972,35 @@ async fn history_list(
         Some(t) => format!("{base}/{t}/_history"),
         None => format!("{base}/_history"),
     };
+    let page = |o: usize| {
+        let mut q = vec![
+            format!("_count={count}"),
+            format!("_before={before}"),
+            format!("_offset={o}"),
+        ];
+        if let Some(s) = since {
+            q.push(format!(
+                "_since={}",
+                chrono::DateTime::from_timestamp_millis(s)
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    .replace('+', "%2B")
+            ));
+        }
+        format!("{path}?{}", q.join("&"))
+    };
+    let mut links = vec![json!({"relation": "self", "url": page(offset)})];
+    if offset + count < total {
+        links.push(json!({"relation": "next", "url": page(offset + count)}));
+    }
+    if offset > 0 {
+        links.push(json!({"relation": "previous", "url": page(offset.saturating_sub(count))}));
+    }
     let body = json!({
         "resourceType": "Bundle",
         "type": "history",
-        "total": entries.len(),
-        "link": [{"relation": "self", "url": match uri.query() { Some(q) => format!("{path}?{q}"), None => path }}],
+        "total": total,
+        "link": links,
         "entry": entries,
     });
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())

@@ -244,9 +244,10 @@ impl RouteBook {
         // The FHIR API takes whole bundles (a Synthea patient is megabytes) and answers every
         // error, the framework's own included (413, 405, 415), as an OperationOutcome.
         let handler = if path.starts_with("/fhir") {
-            handler
+            let handler: MethodRouter<AppState> = handler
                 .layer(axum::extract::DefaultBodyLimit::max(fhir::MAX_BODY_BYTES))
-                .layer(axum::middleware::from_fn(fhir::outcome_errors))
+                .layer(axum::middleware::from_fn(fhir::outcome_errors));
+            handler.layer(fhir::cors())
         } else {
             handler
         };

@@ -1580,3 +1580,140 @@ async fn bulk_export_runs_asynchronously_and_exports_only_what_the_caller_may_re
             && r.record.entities.contains(&format!("Patient/{}/*", ids[0]))
             && !r.record.entities.contains(&format!("Patient/{}/*", ids[1]))));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn type_history_pages_through_every_readable_version_without_losing_any() {
+    let app = spawn_app().await;
+    let ids = app.patient_ids();
+    // A coordinator with one patient: most versions are not hers, and leaving them out must not
+    // cut her history short.
+    tokio::task::block_in_place(|| {
+        app.add_user("historian@test.example", "coordinator", None, None);
+    });
+    app.assign("historian@test.example", &ids[0]);
+    let t = token(&app, "historian@test.example", "user/*.read");
+    let expected: std::collections::BTreeSet<String> = tokio::task::block_in_place(|| {
+        app.store
+            .patient_record(&ids[0])
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.key.resource_type == "Observation")
+            .map(|r| r.key.id)
+            .collect()
+    });
+    let mut seen = Vec::new();
+    let mut next = Some("/fhir/Observation/_history?_count=7".to_owned());
+    let mut total = None;
+    while let Some(url) = next {
+        let (status, _, body) = get(&app, &url, Some(&t)).await;
+        assert_eq!(status, 200, "{body}");
+        total.get_or_insert(body["total"].as_u64().unwrap());
+        for e in body["entry"].as_array().unwrap() {
+            seen.push(
+                e["fullUrl"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        next = body["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_owned());
+    }
+    let unique: std::collections::BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(
+        unique, expected,
+        "every Observation of her patient, none of the others"
+    );
+    assert_eq!(total, Some(seen.len() as u64));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_through_the_api_creates_even_when_the_identifier_is_known() {
+    // http.html#create: a create makes a new resource; only If-None-Exist asks for a match. (The
+    // importer merges records of the same identifier from feeds; a user's create must not
+    // silently overwrite another patient.)
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let t = token(&app, "coordinator@test.example", "user/*.*");
+    let p = |given: &str| serde_json::json!({"resourceType": "Patient", "identifier": [{"system": "urn:test:dup", "value": "D-1"}], "name": [{"family": "Dup", "given": [given]}]});
+    let (s1, _, b1) = send(
+        &app,
+        Method::POST,
+        "/fhir/Patient",
+        &t,
+        Some(p("First")),
+        &[],
+    )
+    .await;
+    let (s2, _, b2) = send(
+        &app,
+        Method::POST,
+        "/fhir/Patient",
+        &t,
+        Some(p("Second")),
+        &[],
+    )
+    .await;
+    assert_eq!((s1, s2), (201, 201));
+    let (id1, id2) = (b1.unwrap()["id"].clone(), b2.unwrap()["id"].clone());
+    assert_ne!(id1, id2);
+    let (_, _, first) = get(
+        &app,
+        &format!("/fhir/Patient/{}", id1.as_str().unwrap()),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(first["name"][0]["given"][0], "First", "untouched");
+    assert_eq!(first["meta"]["versionId"], "1");
+    // With If-None-Exist the known one is returned instead.
+    let (s3, _, b3) = send(
+        &app,
+        Method::POST,
+        "/fhir/Patient",
+        &t,
+        Some(p("Third")),
+        &[("if-none-exist", "identifier=urn:test:dup|D-1&given=first")],
+    )
+    .await;
+    assert_eq!(s3, 200, "{b3:?}");
+    assert_eq!(b3.unwrap()["id"], id1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_apps_on_other_origins_may_call_the_api_with_a_token_but_not_with_cookies() {
+    let app = spawn_app().await;
+    let t = token(&app, "coordinator@test.example", "user/*.read");
+    // The preflight of a bearer-token read from another origin (Fetch standard, CORS).
+    let r = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/fhir/Patient"))
+        .header("origin", "https://app.example.org")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r
+        .headers()
+        .get("access-control-allow-credentials")
+        .is_none());
+    let r = app
+        .client
+        .get(app.url("/fhir/Patient?_count=1"))
+        .header("origin", "https://app.example.org")
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+}

@@ -23,7 +23,7 @@ use super::{
 use crate::{AppState, Caller};
 
 /// Ids looked at for one link of a chain or `_has` (a narrower search is asked for beyond).
-const MAX_CHAIN_IDS: u64 = 1000;
+const MAX_CHAIN_IDS: u64 = 10_000;
 
 /// `_include` / `_revinclude`: `Type:param[:target]`, and whether it iterates.
 #[derive(Debug, Clone)]
@@ -305,9 +305,13 @@ fn parse_request(ty: &str, raw: &str, headers: &HeaderMap) -> Result<Request, Ou
             n => match rapport_fhir::query::parse_clause(ty, n, value) {
                 Ok(clause) => r.clauses.push(clause),
                 Err(e) => {
-                    let why = format!("search parameter '{n}' is not supported on {ty} here: {e}");
                     let unknown = n.starts_with('_')
                         || search_param::param(ty, n.split(':').next().unwrap_or("")).is_none();
+                    let why = if unknown {
+                        format!("search parameter '{n}' is not supported on {ty} here")
+                    } else {
+                        format!("search parameter '{n}' of {ty}: {e}")
+                    };
                     if strict || !unknown {
                         // A known parameter with a bad value is an error in either mode.
                         let code = if unknown { "not-supported" } else { "invalid" };

@@ -418,6 +418,18 @@ impl WriteTx for PgTx<'_> {
     fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<Option<Existing>>> {
         let types: Vec<&str> = keys.iter().map(|k| k.resource_type.as_str()).collect();
         let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+        // Lock the stored resources about to change until this transaction ends, in a fixed
+        // order: a concurrent writer of the same resource waits here, and the versions read
+        // next (a new statement, so a new snapshot under READ COMMITTED) include what it
+        // committed. Two updates over the same version so give one success and one version
+        // conflict (412), not a unique violation. SQLite needs none of this: it has one writer.
+        self.query(
+            "SELECT 1 FROM resource r
+             JOIN UNNEST($1::text[], $2::text[]) AS k(ty, id) ON r.resource_type = k.ty AND r.id = k.id
+             ORDER BY r.resource_type, r.id
+             FOR UPDATE OF r",
+            &[&types, &ids],
+        )?;
         let rows = self.query(
             "SELECT k.ord, v.version, v.deleted, v.content_hash, v.patient_key
              FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(ty, id, ord)

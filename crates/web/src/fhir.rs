@@ -1081,7 +1081,7 @@ async fn instance_operation(
 ) -> Result<Response, Outcome> {
     match (ty.as_str(), operation.as_str()) {
         (_, "_history") => history(state, caller, Path((ty, id)), q, headers).await,
-        ("Patient", "$everything") => everything(state, caller, Path(id), q, headers).await,
+        ("Patient", "$everything") => everything(state, caller, Path(id), q, uri, headers).await,
         ("Group", "$export") => export_group(state.0, caller.0, id, &uri, &headers).await,
         _ => Err(Outcome::new(
             StatusCode::NOT_FOUND,
@@ -1091,18 +1091,63 @@ async fn instance_operation(
     }
 }
 
-/// `GET /fhir/Patient/{id}/$everything` (patient-operation-everything.html): the patient and
-/// every current resource of their compartment, as a searchset Bundle. Authorised as a read of
-/// the whole record (a resource-level scope does not cover it) and audited as `Patient/id/*`.
+/// `GET /fhir/Patient/{id}/$everything` (patient-operation-everything.html): the patient, every
+/// current resource of their compartment, and the resources those refer to outside it
+/// (practitioners, organisations, locations, medications…) as far as the caller may read them,
+/// as a searchset Bundle; `_type` and `_since` narrow it. Authorised as a read of the whole
+/// record (a resource-level scope does not cover it) and audited as `Patient/id/*`.
 async fn everything(
     State(state): State<AppState>,
     FhirCaller(caller): FhirCaller,
     Path(id): Path<String>,
     Query(q): Query<FormatParam>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, Outcome> {
     check_format(&q, &headers)?;
     check_type_and_id("Patient", &id)?;
+    let (mut types, mut since): (Option<Vec<String>>, Option<i64>) = (None, None);
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match name {
+            "_type" => {
+                let list: Vec<String> = value.split(',').map(|t| t.trim().to_owned()).collect();
+                if let Some(bad) = list
+                    .iter()
+                    .find(|t| !rapport_fhir::search_param::is_resource_type(t))
+                {
+                    return Err(Outcome::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid",
+                        format!("_type: '{bad}' is not a FHIR R4 resource type"),
+                    )
+                    .at("_type"));
+                }
+                types = Some(list);
+            }
+            "_since" => {
+                since = Some(
+                    rapport_fhir::date::parse_range(&value)
+                        .ok_or_else(|| {
+                            Outcome::new(
+                                StatusCode::BAD_REQUEST,
+                                "invalid",
+                                format!("_since '{value}' is not an instant"),
+                            )
+                            .at("_since")
+                        })?
+                        .start,
+                )
+            }
+            _ => {}
+        }
+    }
     let base = fhir_base(&state, &headers);
     let now = state.clock.now_ms();
     let (principal, pid) = (caller.principal.clone(), id.clone());
@@ -1128,14 +1173,57 @@ async fn everything(
             d.message(),
         ));
     }
-    let pid = id.clone();
-    let resources = state.with_store(move |s| s.patient_record(&pid)).await?;
-    if !resources
-        .iter()
-        .any(|r| r.key.resource_type == "Patient" && r.key.id == id)
-    {
+    let (pid, principal) = (id.clone(), caller.principal.clone());
+    let (resources, found) = state
+        .with_auth(move |s| {
+            let mut resources = s.patient_record(&pid)?;
+            let found = resources
+                .iter()
+                .any(|r| r.key.resource_type == "Patient" && r.key.id == pid);
+            // What the record refers to outside the compartment (directory data), one level.
+            let mut keys: Vec<ResourceKey> = Vec::new();
+            for r in &resources {
+                let Ok(v) = serde_json::from_str::<Value>(&r.content) else {
+                    continue;
+                };
+                let mut refs = Vec::new();
+                rapport_fhir::reference::collect_references(&v, &mut refs);
+                for target in refs {
+                    if let rapport_fhir::reference::ReferenceTarget::Literal {
+                        resource_type,
+                        id,
+                        ..
+                    } = rapport_fhir::reference::parse(target)
+                    {
+                        let outside = resource_type != "Patient"
+                            && rapport_fhir::search_param::patient_compartment_params(
+                                resource_type,
+                            )
+                            .is_none();
+                        let key = ResourceKey::new(resource_type, id);
+                        if outside && !keys.contains(&key) {
+                            keys.push(key);
+                        }
+                    }
+                }
+            }
+            let referenced = s.read_many(&keys)?;
+            resources.extend(rapport_auth::readable(s, &principal, referenced, now)?);
+            Ok((resources, found))
+        })
+        .await?;
+    if !found {
         return Err(not_found("Patient", &id));
     }
+    let resources: Vec<StoredResource> = resources
+        .into_iter()
+        .filter(|r| {
+            types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|x| *x == r.key.resource_type))
+                && since.is_none_or(|s| r.last_updated_ms >= s)
+        })
+        .collect();
     // The Patient first, then the rest by type and id, so the answer is stable.
     let mut resources = resources;
     resources.sort_by(|a, b| {

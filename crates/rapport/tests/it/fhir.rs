@@ -293,10 +293,48 @@ async fn patient_everything_returns_the_whole_compartment_to_those_who_may_read_
     .await;
     assert_eq!(status, 200);
     assert_eq!(body["type"], "searchset");
-    assert_eq!(body["total"], expected);
-    assert_eq!(body["entry"].as_array().unwrap().len(), expected);
+    let entries = body["entry"].as_array().unwrap();
+    // The compartment, and the directory resources it refers to (its practitioners and
+    // organisations, patient-operation-everything.html), each once.
+    let in_compartment = entries
+        .iter()
+        .filter(|e| {
+            rapport_fhir::search_param::patient_compartment_params(
+                e["resource"]["resourceType"].as_str().unwrap(),
+            )
+            .is_some()
+                || e["resource"]["resourceType"] == "Patient"
+        })
+        .count();
+    assert_eq!(in_compartment, expected);
+    let directory: Vec<&str> = entries
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .filter(|t| matches!(*t, "Practitioner" | "Organization"))
+        .collect();
+    assert!(
+        !directory.is_empty(),
+        "the practitioners and organisations referred to"
+    );
+    assert_eq!(body["total"], entries.len());
+    let keys: std::collections::BTreeSet<String> = entries
+        .iter()
+        .map(|e| e["fullUrl"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), entries.len(), "no resource twice");
     assert_eq!(body["entry"][0]["resource"]["resourceType"], "Patient");
     assert_eq!(body["entry"][0]["resource"]["id"], patient.as_str());
+    // _type narrows it.
+    let (_, _, body) = get(
+        &app,
+        &format!("/fhir/Patient/{patient}/$everything?_type=Patient,Condition"),
+        Some(&t),
+    )
+    .await;
+    assert!(body["entry"].as_array().unwrap().iter().all(|e| matches!(
+        e["resource"]["resourceType"].as_str().unwrap(),
+        "Patient" | "Condition"
+    )));
     // A resource-level scope does not open the whole record; neither does an admin account.
     let obs_only = token(&app, "coordinator@test.example", "user/Observation.read");
     assert_eq!(

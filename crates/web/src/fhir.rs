@@ -1220,7 +1220,7 @@ async fn everything(
         .filter(|r| {
             types
                 .as_ref()
-                .is_none_or(|t| t.iter().any(|x| *x == r.key.resource_type))
+                .is_none_or(|t| t.contains(&r.key.resource_type))
                 && since.is_none_or(|s| r.last_updated_ms >= s)
         })
         .collect();

@@ -451,6 +451,24 @@ async fn metadata(
                     .collect(),
             );
             r["interaction"].as_array_mut().expect("an array").push(json!({"code": "search-type"}));
+            // _include through this type's reference parameters; _revinclude through those of
+            // other types that name this one as a target (search.html#include).
+            use rapport_fhir::search_param::{ParamKind, SEARCH_PARAMS};
+            let includes: Vec<String> = searchable(t)
+                .into_iter()
+                .filter(|p| p.kind == ParamKind::Reference && p.resource_type == t)
+                .map(|p| format!("{t}:{}", p.code))
+                .collect();
+            let revincludes: Vec<String> = SEARCH_PARAMS
+                .iter()
+                .filter(|p| {
+                    p.kind == ParamKind::Reference
+                        && p.paths.iter().any(|path| path.target_types.contains(&t))
+                })
+                .map(|p| format!("{}:{}", p.resource_type, p.code))
+                .collect();
+            r["searchInclude"] = json!(includes);
+            r["searchRevInclude"] = json!(revincludes);
             if t == "Patient" {
                 r["operation"] = json!([
                     {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},

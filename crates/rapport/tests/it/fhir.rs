@@ -60,6 +60,27 @@ async fn the_capability_statement_says_what_is_supported() {
     assert_eq!(body["fhirVersion"], "4.0.1");
     let resources = body["rest"][0]["resource"].as_array().unwrap();
     let patient = resources.iter().find(|r| r["type"] == "Patient").unwrap();
+    let observation = resources
+        .iter()
+        .find(|r| r["type"] == "Observation")
+        .unwrap();
+    let includes: Vec<&str> = observation["searchInclude"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert!(includes.contains(&"Observation:patient"), "{includes:?}");
+    let revincludes: Vec<&str> = patient["searchRevInclude"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert!(
+        revincludes.contains(&"Observation:patient"),
+        "{revincludes:?}"
+    );
     let codes: Vec<&str> = patient["interaction"]
         .as_array()
         .unwrap()

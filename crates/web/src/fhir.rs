@@ -841,20 +841,7 @@ async fn history_list(
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = percent_decode(value);
         match name {
-            "_since" => {
-                since = Some(
-                    rapport_fhir::date::parse_range(&value)
-                        .ok_or_else(|| {
-                            Outcome::new(
-                                StatusCode::BAD_REQUEST,
-                                "invalid",
-                                format!("_since '{value}' is not an instant or a date"),
-                            )
-                            .at("_since")
-                        })?
-                        .start,
-                )
-            }
+            "_since" => since = Some(parse_since(&value)?),
             "_count" => {
                 count = value
                     .parse::<usize>()
@@ -1134,35 +1121,8 @@ async fn everything(
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = percent_decode(value);
         match name {
-            "_type" => {
-                let list: Vec<String> = value.split(',').map(|t| t.trim().to_owned()).collect();
-                if let Some(bad) = list
-                    .iter()
-                    .find(|t| !rapport_fhir::search_param::is_resource_type(t))
-                {
-                    return Err(Outcome::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid",
-                        format!("_type: '{bad}' is not a FHIR R4 resource type"),
-                    )
-                    .at("_type"));
-                }
-                types = Some(list);
-            }
-            "_since" => {
-                since = Some(
-                    rapport_fhir::date::parse_range(&value)
-                        .ok_or_else(|| {
-                            Outcome::new(
-                                StatusCode::BAD_REQUEST,
-                                "invalid",
-                                format!("_since '{value}' is not an instant"),
-                            )
-                            .at("_since")
-                        })?
-                        .start,
-                )
-            }
+            "_type" => types = Some(parse_types(&value)?),
+            "_since" => since = Some(parse_since(&value)?),
             _ => {}
         }
     }
@@ -1812,6 +1772,50 @@ async fn batch_or_transaction(
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response())
 }
 
+/// 201 for a write that created its resource, 200 otherwise (http.html#create, #update).
+fn write_status(action: rapport_ingest::Action) -> StatusCode {
+    if action == rapport_ingest::Action::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// `_type=A,B` of history, `$everything` and `$export`: resource types, each checked.
+pub(crate) fn parse_types(value: &str) -> Result<Vec<String>, Outcome> {
+    let list: Vec<String> = value
+        .split(',')
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    match list
+        .iter()
+        .find(|t| !rapport_fhir::search_param::is_resource_type(t))
+    {
+        Some(bad) => Err(Outcome::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("_type: '{bad}' is not a FHIR R4 resource type"),
+        )
+        .at("_type")),
+        None => Ok(list),
+    }
+}
+
+/// `_since=…`: the start of the instant or date given, in ms.
+pub(crate) fn parse_since(value: &str) -> Result<i64, Outcome> {
+    rapport_fhir::date::parse_range(value)
+        .map(|r| r.start)
+        .ok_or_else(|| {
+            Outcome::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("_since '{value}' is not an instant or a date"),
+            )
+            .at("_since")
+        })
+}
+
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Outcome> {
     match headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
         Some(e) => rapport_fhir::bundle::parse_etag(e)
@@ -1886,11 +1890,7 @@ async fn create(
             })
             .await?;
     }
-    let status = if action == rapport_ingest::Action::Created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = write_status(action);
     Ok(write_response(&state, status, stored.as_ref(), &headers))
 }
 
@@ -1979,11 +1979,7 @@ async fn update_resource(
         entry,
     )
     .await?;
-    let status = if action == rapport_ingest::Action::Created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = write_status(action);
     Ok(write_response(&state, status, stored.as_ref(), headers))
 }
 
@@ -2007,11 +2003,7 @@ async fn conditional_update(
     }
     let entry = json!({"resource": resource, "request": request});
     let (action, _, stored) = write_guarded(&state, &caller, ty.clone(), entry).await?;
-    let status = if action == rapport_ingest::Action::Created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = write_status(action);
     Ok(write_response(&state, status, stored.as_ref(), &headers))
 }
 

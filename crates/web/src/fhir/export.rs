@@ -81,36 +81,8 @@ fn parse_kick_off(uri: &axum::http::Uri, headers: &HeaderMap) -> Result<KickOff,
                 .at("_outputFormat"));
             }
             "_outputFormat" => {}
-            "_type" => {
-                let types: Vec<String> = value
-                    .split(',')
-                    .map(|t| t.trim().to_owned())
-                    .filter(|t| !t.is_empty())
-                    .collect();
-                if let Some(bad) = types
-                    .iter()
-                    .find(|t| !rapport_fhir::search_param::is_resource_type(t))
-                {
-                    return Err(Outcome::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid",
-                        format!("_type: '{bad}' is not a FHIR R4 resource type"),
-                    )
-                    .at("_type"));
-                }
-                kick.types = Some(types);
-            }
-            "_since" => {
-                let range = rapport_fhir::date::parse_range(&value).ok_or_else(|| {
-                    Outcome::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid",
-                        format!("_since '{value}' is not an instant"),
-                    )
-                    .at("_since")
-                })?;
-                kick.since = Some(range.start);
-            }
+            "_type" => kick.types = Some(super::parse_types(&value)?),
+            "_since" => kick.since = Some(super::parse_since(&value)?),
             other if strict => {
                 return Err(Outcome::new(
                     StatusCode::BAD_REQUEST,

@@ -62,7 +62,8 @@ pub struct Change<'a> {
     pub action: Action,
     /// The patient the current version belongs to, if it exists.
     pub old_patient: Option<&'a str>,
-    /// The patient the new version belongs to (`None` for a delete or directory data).
+    /// The patient the new version belongs to (a delete: the patient of what it deletes; `None`
+    /// for directory data).
     pub new_patient: Option<&'a str>,
 }
 
@@ -692,11 +693,13 @@ impl Run<'_, '_> {
                             existed,
                         }
                     }
+                    // A tombstone stays with the patient whose resource it deletes (its audit,
+                    // who may see it in history, and the shard it lives on).
                     None => NewVersion {
                         content: String::new(),
                         key: key.clone(),
                         version,
-                        patient_key: None,
+                        patient_key: old.clone(),
                         last_updated_ms: self.now_ms,
                         deleted: true,
                         content_hash: [0; 32],

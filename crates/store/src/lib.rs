@@ -220,15 +220,14 @@ pub trait Store: AccessStore + ExportStore + Send + Sync {
     /// Every version, oldest first.
     fn history(&self, key: &ResourceKey) -> Result<Vec<StoredResource>>;
     /// Versions of every resource (of one type, if given) written at or after `since_ms` and
-    /// before `before_ms`, newest first, at most `limit`, each with the patient it belonged to
-    /// (type and system history).
+    /// before `before_ms`, newest first, at most `limit` (type and system history).
     fn history_since(
         &self,
         resource_type: Option<&str>,
         since_ms: Option<i64>,
         before_ms: Option<i64>,
         limit: u64,
-    ) -> Result<Vec<(StoredResource, Option<String>)>>;
+    ) -> Result<Vec<StoredResource>>;
     fn find_ids(&self, query: &Query) -> Result<Vec<String>>;
     /// Ids of up to `limit` current resources matching `query` (e.g. every CareTeam that names a
     /// practitioner); [`Store::find_ids`] stops at 3, enough for identity matching.

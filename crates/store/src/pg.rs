@@ -573,7 +573,7 @@ impl Store for PgStore {
         since_ms: Option<i64>,
         before_ms: Option<i64>,
         limit: u64,
-    ) -> Result<Vec<(StoredResource, Option<String>)>> {
+    ) -> Result<Vec<StoredResource>> {
         let mut conn = self.pool.get()?;
         let since = since_ms.unwrap_or(i64::MIN);
         let before = before_ms.unwrap_or(i64::MAX);
@@ -590,10 +590,7 @@ impl Store for PgStore {
                 (&before, Type::INT8),
             ],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| (stored_from_row(r), r.get(10)))
-            .collect())
+        Ok(rows.iter().map(stored_from_row).collect())
     }
 
     fn find_ids(&self, query: &Query) -> Result<Vec<String>> {

@@ -808,7 +808,7 @@ impl Store for SqliteStore {
         since_ms: Option<i64>,
         before_ms: Option<i64>,
         limit: u64,
-    ) -> Result<Vec<(StoredResource, Option<String>)>> {
+    ) -> Result<Vec<StoredResource>> {
         let conn = self.readers.get()?;
         let mut stmt = conn.prepare_cached(
             "SELECT v.resource_type, v.id, v.version, v.last_updated, v.deleted, v.content, s.kind, s.name, s.received_at, v.source_entry, v.patient_key
@@ -824,7 +824,7 @@ impl Store for SqliteStore {
                     limit as i64,
                     before_ms.unwrap_or(i64::MAX)
                 ],
-                |r| Ok((stored_from_row(r)?, r.get(10)?)),
+                stored_from_row,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)

@@ -85,7 +85,7 @@ impl Store for Closed {
         _: Option<i64>,
         _: Option<i64>,
         _: u64,
-    ) -> Result<Vec<(crate::StoredResource, Option<String>)>> {
+    ) -> Result<Vec<crate::StoredResource>> {
         Err(crate::StoreError::Aborted)
     }
     fn history(&self, _: &crate::ResourceKey) -> Result<Vec<crate::StoredResource>> {

@@ -908,32 +908,9 @@ async fn history_list(
             if found.len() as u64 > MAX_MATCHES {
                 return Ok(None);
             }
-            let facts = rapport_auth::user_facts(s, &principal, None, now)?;
-            Ok(Some(
-                found
-                    .into_iter()
-                    .filter(|(v, patient)| {
-                        let ty = v.key.resource_type.as_str();
-                        let d = match patient {
-                            Some(p) => rapport_access::policy::decide_for_type(
-                                &principal,
-                                p,
-                                &facts.facts_for(p),
-                                Action::Read,
-                                Some(ty),
-                                now,
-                            ),
-                            None => rapport_access::policy::decide_directory(
-                                &principal,
-                                ty,
-                                Action::Read,
-                            ),
-                        };
-                        d.is_allowed()
-                    })
-                    .map(|(v, _)| v)
-                    .collect::<Vec<_>>(),
-            ))
+            // Each version judged by the patient it belonged to (a tombstone by the patient of
+            // what it deleted).
+            Ok(Some(rapport_auth::readable(s, &principal, found, now)?))
         })
         .await?;
     let Some(found) = found else {
@@ -1383,6 +1360,39 @@ async fn authorise_write(
         }
     }
     Ok(decision.unwrap_or(Decision::Deny(rapport_access::policy::Denial::NoRole)))
+}
+
+/// [`authorise_write`], and when it refuses: the refusal audited (naming `patient` and
+/// `entity`) and answered with a 403.
+#[allow(clippy::too_many_arguments)]
+async fn require_write(
+    state: &AppState,
+    caller: &Caller,
+    ty: &str,
+    patients: &[Option<String>],
+    creating_patient: bool,
+    patient: Option<&str>,
+    entity: String,
+) -> Result<Decision, Outcome> {
+    let decision = authorise_write(state, caller, ty, patients, creating_patient).await?;
+    if let Decision::Deny(d) = decision {
+        audit_refusal(state, caller, decision, patient, entity, false).await?;
+        return Err(Outcome::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            d.message(),
+        ));
+    }
+    Ok(decision)
+}
+
+/// An importer entry's request with its version condition (http.html#concurrency), if any.
+fn entry_request(method: &str, url: String, expected: Option<i64>) -> Value {
+    let mut request = json!({"method": method, "url": url});
+    if let Some(v) = expected {
+        request["ifMatch"] = json!(format!("W/\"{v}\""));
+    }
+    request
 }
 
 async fn audit_refusal(
@@ -1850,23 +1860,16 @@ async fn create(
     } else {
         vec![patient.clone()]
     };
-    let decision = authorise_write(&state, &caller, &ty, &patients, creating_patient).await?;
-    if let Decision::Deny(d) = decision {
-        audit_refusal(
-            &state,
-            &caller,
-            decision,
-            patient.as_deref(),
-            ty.clone(),
-            false,
-        )
-        .await?;
-        return Err(Outcome::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            d.message(),
-        ));
-    }
+    let decision = require_write(
+        &state,
+        &caller,
+        &ty,
+        &patients,
+        creating_patient,
+        patient.as_deref(),
+        ty.clone(),
+    )
+    .await?;
     let mut request = json!({"method": "POST", "url": ty});
     if let Some(cond) = headers.get("if-none-exist").and_then(|v| v.to_str().ok()) {
         request["ifNoneExist"] = json!(cond);
@@ -1948,27 +1951,17 @@ async fn update_resource(
     if old_patient != new_patient && current.is_some() {
         patients.push(old_patient);
     }
-    let decision = authorise_write(&state, caller, &ty, &patients, false).await?;
-    if let Decision::Deny(d) = decision {
-        audit_refusal(
-            &state,
-            caller,
-            decision,
-            new_patient.as_deref(),
-            format!("{ty}/{id}"),
-            false,
-        )
-        .await?;
-        return Err(Outcome::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            d.message(),
-        ));
-    }
-    let mut request = json!({"method": "PUT", "url": format!("{ty}/{id}")});
-    if let Some(v) = expected {
-        request["ifMatch"] = json!(format!("W/\"{v}\""));
-    }
+    let decision = require_write(
+        &state,
+        caller,
+        &ty,
+        &patients,
+        false,
+        new_patient.as_deref(),
+        format!("{ty}/{id}"),
+    )
+    .await?;
+    let request = entry_request("PUT", format!("{ty}/{id}"), expected);
     let entry = json!({"resource": resource, "request": request});
     let (action, _, stored) = write_entry(
         &state,
@@ -1997,10 +1990,7 @@ async fn conditional_update(
     check_type_and_id(&ty, "new")?;
     let criteria = criteria_of(&uri)?;
     let resource = parse_body(&ty, &body)?;
-    let mut request = json!({"method": "PUT", "url": format!("{ty}?{criteria}")});
-    if let Some(v) = if_match(&headers)? {
-        request["ifMatch"] = json!(format!("W/\"{v}\""));
-    }
+    let request = entry_request("PUT", format!("{ty}?{criteria}"), if_match(&headers)?);
     let entry = json!({"resource": resource, "request": request});
     let (action, _, stored) = write_guarded(&state, &caller, ty.clone(), entry).await?;
     let status = write_status(action);
@@ -2164,17 +2154,17 @@ async fn patch_resource(
     // record holds); the update below checks again with the new content and leaves the request's
     // one audit record, or a refusal or failure here leaves it.
     let patient = patient_of(current);
-    let decision =
-        authorise_write(&state, &caller, &ty, std::slice::from_ref(&patient), false).await?;
     let entity = format!("{ty}/{id}");
-    if let Decision::Deny(d) = decision {
-        audit_refusal(&state, &caller, decision, patient.as_deref(), entity, false).await?;
-        return Err(Outcome::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            d.message(),
-        ));
-    }
+    let decision = require_write(
+        &state,
+        &caller,
+        &ty,
+        std::slice::from_ref(&patient),
+        false,
+        patient.as_deref(),
+        entity.clone(),
+    )
+    .await?;
     let failed = |outcome: Outcome| {
         let (state, caller, patient, entity) = (&state, &caller, patient.clone(), entity.clone());
         async move {
@@ -2258,28 +2248,17 @@ async fn remove(
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     let patient = patient_of(&current);
-    let decision =
-        authorise_write(&state, &caller, &ty, std::slice::from_ref(&patient), false).await?;
-    if let Decision::Deny(d) = decision {
-        audit_refusal(
-            &state,
-            &caller,
-            decision,
-            patient.as_deref(),
-            format!("{ty}/{id}"),
-            false,
-        )
-        .await?;
-        return Err(Outcome::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            d.message(),
-        ));
-    }
-    let mut request = json!({"method": "DELETE", "url": format!("{ty}/{id}")});
-    if let Some(v) = expected {
-        request["ifMatch"] = json!(format!("W/\"{v}\""));
-    }
+    let decision = require_write(
+        &state,
+        &caller,
+        &ty,
+        std::slice::from_ref(&patient),
+        false,
+        patient.as_deref(),
+        format!("{ty}/{id}"),
+    )
+    .await?;
+    let request = entry_request("DELETE", format!("{ty}/{id}"), expected);
     write_entry(
         &state,
         &caller,

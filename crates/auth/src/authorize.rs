@@ -225,13 +225,36 @@ pub fn readable(
     found: Vec<rapport_store::StoredResource>,
     now_ms: i64,
 ) -> Result<Vec<rapport_store::StoredResource>> {
-    let facts = user_facts(store, principal, None, now_ms)?;
+    let allowed = readable_keys(
+        store,
+        principal,
+        found
+            .iter()
+            .map(|r| (r.key.resource_type.as_str(), r.patient_key.as_deref())),
+        now_ms,
+    )?;
     Ok(found
         .into_iter()
-        .filter(|r| {
-            let ty = r.key.resource_type.as_str();
+        .zip(allowed)
+        .filter_map(|(r, ok)| ok.then_some(r))
+        .collect())
+}
+
+/// Whether `principal` may read each resource given by its type and patient key (the patient it
+/// belongs to, `None` for directory resources), in order: [`readable`] before the content is
+/// read, so that a search authorises its matches and reads only the page it shows.
+pub fn readable_keys<'a>(
+    store: &dyn Store,
+    principal: &Principal,
+    items: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    now_ms: i64,
+) -> Result<Vec<bool>> {
+    let facts = user_facts(store, principal, None, now_ms)?;
+    Ok(items
+        .into_iter()
+        .map(|(ty, patient_key)| {
             // The patient key was indexed when the version was written.
-            let decision = match &r.patient_key {
+            let decision = match patient_key {
                 Some(p) => policy::decide_for_type(
                     principal,
                     p,

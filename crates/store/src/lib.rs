@@ -89,6 +89,33 @@ impl ResourceKey {
     }
 }
 
+/// What search matches can be ordered by in the store (search.html#sort), without reading
+/// their content: the last update, or a date parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortBy {
+    LastUpdated,
+    /// A date parameter: ascending by each resource's earliest start, descending by its latest
+    /// end (the ends of the ranges its values' precision covers).
+    Date(&'static str),
+}
+
+/// One sort key of a search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub by: SortBy,
+    pub descending: bool,
+}
+
+/// One match of a search: enough to authorise, order and page it before its content is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchMatch {
+    pub id: String,
+    /// The patient whose compartment the resource is in (`None`: a directory resource).
+    pub patient_key: Option<String>,
+    /// The value of each sort key asked for, in ms (`None`: the resource has no such value).
+    pub sort: Vec<Option<i64>>,
+}
+
 /// What the store already holds of one resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Existing {
@@ -231,7 +258,16 @@ pub trait Store: AccessStore + ExportStore + Send + Sync {
     fn find_ids(&self, query: &Query) -> Result<Vec<String>>;
     /// Ids of up to `limit` current resources matching `query` (e.g. every CareTeam that names a
     /// practitioner); [`Store::find_ids`] stops at 3, enough for identity matching.
-    fn search_ids(&self, query: &Query, limit: u64) -> Result<Vec<String>>;
+    fn search_ids(&self, query: &Query, limit: u64) -> Result<Vec<String>> {
+        Ok(self
+            .search(query, &[], limit)?
+            .into_iter()
+            .map(|m| m.id)
+            .collect())
+    }
+    /// Up to `limit` current resources matching `query`, unordered, each with its patient key
+    /// and its values of `sort`.
+    fn search(&self, query: &Query, sort: &[SortKey], limit: u64) -> Result<Vec<SearchMatch>>;
     /// Counts of current, non-deleted resources by type.
     fn counts_by_type(&self) -> Result<BTreeMap<String, u64>>;
     fn search_patients(&self, search: &PatientSearch) -> Result<PatientPage>;

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (6, include_str!("migrations/postgres/0006_oauth.sql")),
     (7, include_str!("migrations/postgres/0007_bulk_export.sql")),
+    (8, include_str!("migrations/postgres/0008_dates_by_row.sql")),
 ];
 
 /// Serialises migrations of concurrent start-ups (pg_advisory_xact_lock key).
@@ -123,6 +124,74 @@ impl query_sql::IndexLayout for PgLayout {
         let t = sql.text_arg(resource_type);
         let p = sql.text_arg(code);
         format!("SELECT id FROM {table} WHERE resource_type = {t} AND param = {p} AND {condition}")
+    }
+}
+
+impl query_sql::SearchLayout for PgLayout {
+    fn select_keys(
+        &self,
+        sql: &mut Sql,
+        table: &str,
+        resource_type: &str,
+        code: &str,
+        condition: &str,
+    ) -> String {
+        let t = sql.text_arg(resource_type);
+        let p = sql.text_arg(code);
+        format!("SELECT t.id FROM {table} t WHERE t.resource_type = {t} AND t.param = {p} AND {condition}")
+    }
+    fn select_resource_keys(&self, sql: &mut Sql, resource_type: &str, condition: &str) -> String {
+        let t = sql.text_arg(resource_type);
+        format!("SELECT id FROM resource WHERE resource_type = {t} AND NOT deleted AND {condition}")
+    }
+    fn has_row(
+        &self,
+        sql: &mut Sql,
+        table: &str,
+        _resource_type: &str,
+        code: &str,
+        condition: &str,
+        _point: bool,
+    ) -> String {
+        // Index tables are keyed by resource first: a candidate's rows are one lookup away.
+        let p = sql.text_arg(code);
+        format!("EXISTS (SELECT 1 FROM {table} t WHERE t.resource_type = o.resource_type AND t.id = o.id AND t.param = {p} AND {condition})")
+    }
+    fn frame(
+        &self,
+        sql: &mut Sql,
+        resource_type: &str,
+        driver: Option<&str>,
+        extra_columns: &[String],
+        conditions: &[String],
+    ) -> String {
+        let t = sql.text_arg(resource_type);
+        let mut columns = String::from("o.id, o.patient_key");
+        for c in extra_columns {
+            columns.push_str(", ");
+            columns.push_str(c);
+        }
+        let mut text = format!(
+            "SELECT {columns} FROM resource o WHERE o.resource_type = {t} AND NOT o.deleted"
+        );
+        if let Some(d) = driver {
+            text.push_str(&format!(" AND o.id IN ({d})"));
+        }
+        for c in conditions {
+            text.push_str(" AND ");
+            text.push_str(c);
+        }
+        text
+    }
+    fn date_aggregate(
+        &self,
+        sql: &mut Sql,
+        _resource_type: &str,
+        code: &str,
+        aggregate: &str,
+    ) -> String {
+        let p = sql.text_arg(code);
+        format!("(SELECT {aggregate} FROM idx_date t WHERE t.resource_type = o.resource_type AND t.id = o.id AND t.param = {p})")
     }
 }
 
@@ -602,12 +671,21 @@ impl Store for PgStore {
             .collect())
     }
 
-    fn search_ids(&self, query: &Query, limit: u64) -> Result<Vec<String>> {
+    fn search(
+        &self,
+        query: &Query,
+        sort: &[crate::SortKey],
+        limit: u64,
+    ) -> Result<Vec<crate::SearchMatch>> {
         let mut conn = self.pool.get()?;
-        let sql = query_sql::find_ids_limited(query, &PgLayout, limit);
+        let sql = query_sql::search(query, sort, &PgLayout, limit);
         Ok(query_rows(&mut conn, &sql)?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| crate::SearchMatch {
+                id: r.get(0),
+                patient_key: r.get(1),
+                sort: (0..sort.len()).map(|i| r.get(2 + i)).collect(),
+            })
             .collect())
     }
 

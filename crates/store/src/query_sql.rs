@@ -60,212 +60,10 @@ pub(crate) trait IndexLayout {
     ) -> String;
 }
 
-/// `SELECT id` of current resources matching every clause of `query`.
-/// Identity matching needs to know only whether 0, 1 or several resources match.
-pub(crate) fn find_ids(query: &Query, layout: &dyn IndexLayout) -> Sql {
-    find_ids_limited(query, layout, 3)
-}
-
-/// Ids of up to `limit` current resources matching every clause.
-pub(crate) fn find_ids_limited(query: &Query, layout: &dyn IndexLayout, limit: u64) -> Sql {
-    let mut sql = Sql::new(layout.sign());
-    let ty = query.resource_type.as_str();
-    let mut parts: Vec<String> = query
-        .clauses
-        .iter()
-        .map(|clause| clause_ids(clause, ty, &mut sql, layout))
-        .collect();
-    if parts.is_empty() {
-        // No criteria: every current resource of the type (search.html, `GET [base]/[type]`).
-        let t = sql.text_arg(ty);
-        parts.push(format!(
-            "SELECT id FROM resource WHERE resource_type = {t} AND deleted = {}",
-            false_literal(layout.sign())
-        ));
-    }
-    sql.text = format!("{} LIMIT {limit}", parts.join(" INTERSECT "));
-    sql
-}
-
-/// `SELECT id` of the current resources of type `ty` that satisfy one clause.
-fn clause_ids(clause: &Clause, ty: &str, sql: &mut Sql, layout: &dyn IndexLayout) -> String {
-    let all_of_type = |sql: &mut Sql| {
-        let t = sql.text_arg(ty);
-        format!(
-            "SELECT id FROM resource WHERE resource_type = {t} AND deleted = {}",
-            false_literal(layout.sign())
-        )
-    };
-    match clause {
-        Clause::Id(id) => {
-            let t = sql.text_arg(ty);
-            let id = sql.text_arg(id);
-            format!(
-                "SELECT id FROM resource WHERE resource_type = {t} AND id = {id} AND deleted = {}",
-                false_literal(layout.sign())
-            )
-        }
-        Clause::Token {
-            param,
-            system,
-            code,
-        } => {
-            let c = sql.text_arg(code);
-            let condition = match system {
-                Some(s) => format!("code = {c} AND system = {}", sql.text_arg(s)),
-                None => format!("code = {c}"),
-            };
-            layout.select_ids(sql, "idx_token", ty, param, &condition)
-        }
-        Clause::TokenSystem { param, system } => {
-            let condition = format!("system = {}", sql.text_arg(system));
-            layout.select_ids(sql, "idx_token", ty, param, &condition)
-        }
-        Clause::TokenNot {
-            param,
-            system,
-            code,
-        } => {
-            let all = all_of_type(sql);
-            let matching = clause_ids(
-                &Clause::Token {
-                    param,
-                    system: system.clone(),
-                    code: code.clone(),
-                },
-                ty,
-                sql,
-                layout,
-            );
-            format!("SELECT id FROM ({all} EXCEPT {matching}) AS n")
-        }
-        Clause::String { param, prefix } => {
-            let lo = sql.text_arg(prefix);
-            let hi = sql.text_arg(&prefix_end(prefix));
-            let condition = format!("value >= {lo} AND value < {hi}");
-            layout.select_ids(sql, "idx_string", ty, param, &condition)
-        }
-        Clause::StringContains { param, text } => {
-            // Normalised values hold no LIKE wildcards that matter: `%` and `_` in the search
-            // text are escaped.
-            let escaped = text
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            let pattern = sql.text_arg(&format!("%{escaped}%"));
-            let condition = format!("value LIKE {pattern} ESCAPE '\\'");
-            layout.select_ids(sql, "idx_string", ty, param, &condition)
-        }
-        Clause::StringExact { param, value } => {
-            let condition = format!("value = {}", sql.text_arg(value));
-            layout.select_ids(sql, "idx_string", ty, param, &condition)
-        }
-        Clause::Date {
-            param,
-            prefix,
-            start,
-            end,
-        } => {
-            let condition = date_condition(sql, *prefix, *start, *end, "start_ms", "end_ms");
-            layout.select_ids(sql, "idx_date", ty, param, &condition)
-        }
-        Clause::LastUpdated { prefix, start, end } => {
-            // A point in time: the range [t, t + 1 ms).
-            let condition = date_condition(
-                sql,
-                *prefix,
-                *start,
-                *end,
-                "last_updated",
-                "(last_updated + 1)",
-            );
-            format!("{} AND {condition}", all_of_type(sql))
-        }
-        Clause::Reference {
-            param,
-            target_type,
-            target_id,
-        } => {
-            let tt = sql.text_arg(target_type);
-            let ti = sql.text_arg(target_id);
-            let condition = format!("target_type = {tt} AND target_id = {ti}");
-            layout.select_ids(sql, "idx_reference", ty, param, &condition)
-        }
-        Clause::Quantity {
-            param,
-            prefix,
-            low,
-            high,
-            system,
-            code,
-        } => {
-            use rapport_fhir::query::DatePrefix as P;
-            let mid = (low + high) / 2.0;
-            let mut bound = |v: f64| sql.bind(Arg::Real(v));
-            // The same comparisons as rapport_fhir::query::quantity_holds.
-            let mut condition = match prefix {
-                P::Eq => format!("value >= {} AND value < {}", bound(*low), bound(*high)),
-                P::Ne => format!(
-                    "NOT (value >= {} AND value < {})",
-                    bound(*low),
-                    bound(*high)
-                ),
-                P::Gt | P::Sa => format!("value > {}", bound(mid)),
-                P::Lt | P::Eb => format!("value < {}", bound(mid)),
-                P::Ge => format!("value >= {}", bound(mid)),
-                P::Le => format!("value <= {}", bound(mid)),
-                P::Ap => {
-                    let tolerance = (mid * 0.1).abs().max(high - mid);
-                    format!(
-                        "value >= {} AND value <= {}",
-                        bound(mid - tolerance),
-                        bound(mid + tolerance)
-                    )
-                }
-            };
-            if let Some(s) = system {
-                condition.push_str(&format!(" AND system = {}", sql.text_arg(s)));
-            }
-            if let Some(c) = code {
-                let c1 = sql.text_arg(c);
-                let c2 = sql.text_arg(c);
-                condition.push_str(&format!(" AND (code = {c1} OR unit = {c2})"));
-            }
-            layout.select_ids(sql, "idx_quantity", ty, param, &condition)
-        }
-        Clause::Missing {
-            param,
-            kind,
-            missing,
-        } => {
-            use rapport_fhir::search_param::ParamKind as K;
-            let table = match kind {
-                K::Token | K::Uri => "idx_token",
-                K::String => "idx_string",
-                K::Date => "idx_date",
-                K::Reference => "idx_reference",
-                K::Number | K::Quantity => "idx_quantity",
-            };
-            let with_value = layout.select_ids(sql, table, ty, param, "1 = 1");
-            if *missing {
-                let all = all_of_type(sql);
-                format!("SELECT id FROM ({all} EXCEPT {with_value}) AS m")
-            } else {
-                with_value
-            }
-        }
-        Clause::Any(clauses) if clauses.is_empty() => {
-            // No alternative (a chain that found nothing): nothing matches.
-            "SELECT id FROM resource WHERE 1 = 0".to_owned()
-        }
-        Clause::Any(clauses) => {
-            let parts: Vec<String> = clauses
-                .iter()
-                .map(|c| clause_ids(c, ty, sql, layout))
-                .collect();
-            format!("SELECT id FROM ({}) AS a", parts.join(" UNION "))
-        }
-    }
+/// `SELECT id, …` of current resources matching every clause of `query`, at most 3:
+/// identity matching needs to know only whether 0, 1 or several resources match.
+pub(crate) fn find_ids(query: &Query, layout: &dyn SearchLayout) -> Sql {
+    search(query, &[], layout, 3)
 }
 
 /// The date comparison of `prefix` (as `DatePrefix::holds`) between a stored range given by two
@@ -376,4 +174,388 @@ pub(crate) fn patient_filter(
         }
     }
     filter
+}
+
+/// How a backend finds a search's matches (used by [`search`]): the outer row `o` is a current
+/// resource; each clause becomes a condition on it, and one selective clause drives the search.
+pub(crate) trait SearchLayout: IndexLayout {
+    /// The keys (SQLite: version rows; PostgreSQL: ids) of index rows of parameter `code` of
+    /// `resource_type` in `table` satisfying `condition`.
+    fn select_keys(
+        &self,
+        sql: &mut Sql,
+        table: &str,
+        resource_type: &str,
+        code: &str,
+        condition: &str,
+    ) -> String;
+    /// The keys of current resources of `resource_type` satisfying `condition` (on `resource`).
+    fn select_resource_keys(&self, sql: &mut Sql, resource_type: &str, condition: &str) -> String;
+    /// Whether the outer row `o` has an index row of `code` in `table` satisfying `condition`.
+    /// `point` says the condition pins the table's key down to the resource (an equality on every
+    /// key column before the row's own), so a lookup per candidate is cheap.
+    fn has_row(
+        &self,
+        sql: &mut Sql,
+        table: &str,
+        resource_type: &str,
+        code: &str,
+        condition: &str,
+        point: bool,
+    ) -> String;
+    /// `SELECT o.id, o.patient_key[, extra]` from the outer rows of `resource_type` driven by the
+    /// key set `driver`, restricted by `conditions`.
+    fn frame(
+        &self,
+        sql: &mut Sql,
+        resource_type: &str,
+        driver: Option<&str>,
+        extra_columns: &[String],
+        conditions: &[String],
+    ) -> String;
+    /// An aggregate (`MIN(start_ms)`, `MAX(end_ms)`) over the outer row's date rows of `code`.
+    fn date_aggregate(
+        &self,
+        sql: &mut Sql,
+        resource_type: &str,
+        code: &str,
+        aggregate: &str,
+    ) -> String;
+}
+
+/// An index-table clause: its table, parameter, condition on the table's value columns, and
+/// whether the condition is an equality on everything that precedes the row key in the table's
+/// primary key (see [`SearchLayout::has_row`]).
+struct IndexPart {
+    table: &'static str,
+    param: &'static str,
+    condition: String,
+    point: bool,
+}
+
+fn index_part(clause: &Clause, sql: &mut Sql) -> Option<IndexPart> {
+    let part = |table, param, condition, point| {
+        Some(IndexPart {
+            table,
+            param,
+            condition,
+            point,
+        })
+    };
+    match clause {
+        Clause::Token {
+            param,
+            system,
+            code,
+        } => {
+            let c = sql.text_arg(code);
+            match system {
+                Some(s) => {
+                    let s = sql.text_arg(s);
+                    part(
+                        "idx_token",
+                        param,
+                        format!("code = {c} AND system = {s}"),
+                        true,
+                    )
+                }
+                None => part("idx_token", param, format!("code = {c}"), false),
+            }
+        }
+        Clause::TokenSystem { param, system } => {
+            let condition = format!("system = {}", sql.text_arg(system));
+            part("idx_token", param, condition, false)
+        }
+        Clause::String { param, prefix } => {
+            let lo = sql.text_arg(prefix);
+            let hi = sql.text_arg(&prefix_end(prefix));
+            part(
+                "idx_string",
+                param,
+                format!("value >= {lo} AND value < {hi}"),
+                false,
+            )
+        }
+        Clause::StringContains { param, text } => {
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = sql.text_arg(&format!("%{escaped}%"));
+            part(
+                "idx_string",
+                param,
+                format!("value LIKE {pattern} ESCAPE '\\'"),
+                false,
+            )
+        }
+        Clause::StringExact { param, value } => {
+            let condition = format!("value = {}", sql.text_arg(value));
+            part("idx_string", param, condition, false)
+        }
+        Clause::Date {
+            param,
+            prefix,
+            start,
+            end,
+        } => {
+            let condition = date_condition(sql, *prefix, *start, *end, "start_ms", "end_ms");
+            // Date rows are also indexed by version row (SQLite schema 8) and by resource
+            // (PostgreSQL's key), so a candidate's dates are one lookup away.
+            part("idx_date", param, condition, true)
+        }
+        Clause::Reference {
+            param,
+            target_type,
+            target_id,
+        } => {
+            let tt = sql.text_arg(target_type);
+            let ti = sql.text_arg(target_id);
+            part(
+                "idx_reference",
+                param,
+                format!("target_type = {tt} AND target_id = {ti}"),
+                true,
+            )
+        }
+        Clause::Quantity { param, .. } => {
+            let Clause::Quantity {
+                prefix,
+                low,
+                high,
+                system,
+                code,
+                ..
+            } = clause
+            else {
+                unreachable!()
+            };
+            let condition = quantity_condition(sql, *prefix, *low, *high, system, code);
+            part("idx_quantity", param, condition, false)
+        }
+        _ => None,
+    }
+}
+
+fn quantity_condition(
+    sql: &mut Sql,
+    prefix: rapport_fhir::query::DatePrefix,
+    low: f64,
+    high: f64,
+    system: &Option<String>,
+    code: &Option<String>,
+) -> String {
+    use rapport_fhir::query::DatePrefix as P;
+    let mid = (low + high) / 2.0;
+    let mut bound = |v: f64| sql.bind(Arg::Real(v));
+    // The same comparisons as rapport_fhir::query::quantity_holds.
+    let mut condition = match prefix {
+        P::Eq => format!("value >= {} AND value < {}", bound(low), bound(high)),
+        P::Ne => format!("NOT (value >= {} AND value < {})", bound(low), bound(high)),
+        P::Gt | P::Sa => format!("value > {}", bound(mid)),
+        P::Lt | P::Eb => format!("value < {}", bound(mid)),
+        P::Ge => format!("value >= {}", bound(mid)),
+        P::Le => format!("value <= {}", bound(mid)),
+        P::Ap => {
+            let tolerance = (mid * 0.1).abs().max(high - mid);
+            format!(
+                "value >= {} AND value <= {}",
+                bound(mid - tolerance),
+                bound(mid + tolerance)
+            )
+        }
+    };
+    if let Some(s) = system {
+        condition.push_str(&format!(" AND system = {}", sql.text_arg(s)));
+    }
+    if let Some(c) = code {
+        let c1 = sql.text_arg(c);
+        let c2 = sql.text_arg(c);
+        condition.push_str(&format!(" AND (code = {c1} OR unit = {c2})"));
+    }
+    condition
+}
+
+/// How selective a clause is expected to be, when it can drive a search (lower drives first):
+/// an id, then references (a patient's resources), tokens with a system, exact strings, tokens,
+/// string prefixes, quantities and dates. Negations, `:missing` and `_lastUpdated` never drive.
+fn drive_rank(clause: &Clause) -> Option<u32> {
+    Some(match clause {
+        Clause::Id(_) => 0,
+        Clause::Reference { .. } => 1,
+        Clause::Token {
+            system: Some(_), ..
+        } => 2,
+        Clause::StringExact { .. } => 3,
+        Clause::Token { .. } => 4,
+        Clause::String { .. } => 5,
+        Clause::TokenSystem { .. } => 6,
+        Clause::Quantity { .. } => 7,
+        Clause::Date { .. } => 8,
+        Clause::Any(cs) if !cs.is_empty() => {
+            let worst = cs
+                .iter()
+                .map(drive_rank)
+                .try_fold(0, |w, r| r.map(|r| w.max(r)))?;
+            worst + 1
+        }
+        _ => return None,
+    })
+}
+
+/// Every clause an `_id` (an `Any` of them is an id list: chains and `_has` give those).
+fn all_ids(clauses: &[Clause]) -> Option<Vec<&str>> {
+    clauses
+        .iter()
+        .map(|c| match c {
+            Clause::Id(id) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn id_list(sql: &mut Sql, ids: &[&str]) -> String {
+    let args: Vec<String> = ids.iter().map(|id| sql.text_arg(id)).collect();
+    args.join(", ")
+}
+
+/// The key set of a clause that can drive (see [`drive_rank`]).
+fn driver_keys(clause: &Clause, ty: &str, sql: &mut Sql, layout: &dyn SearchLayout) -> String {
+    match clause {
+        Clause::Id(id) => {
+            let id = sql.text_arg(id);
+            layout.select_resource_keys(sql, ty, &format!("id = {id}"))
+        }
+        Clause::Any(cs) => match all_ids(cs) {
+            Some(ids) => {
+                let list = id_list(sql, &ids);
+                layout.select_resource_keys(sql, ty, &format!("id IN ({list})"))
+            }
+            None => cs
+                .iter()
+                .map(|c| driver_keys(c, ty, sql, layout))
+                .collect::<Vec<_>>()
+                .join(" UNION "),
+        },
+        _ => match index_part(clause, sql) {
+            Some(p) => layout.select_keys(sql, p.table, ty, p.param, &p.condition),
+            None => layout.select_resource_keys(sql, ty, "1 = 1"),
+        },
+    }
+}
+
+/// A clause as a condition on the outer row `o`.
+fn condition(clause: &Clause, ty: &str, sql: &mut Sql, layout: &dyn SearchLayout) -> String {
+    match clause {
+        Clause::Id(id) => format!("o.id = {}", sql.text_arg(id)),
+        Clause::TokenNot {
+            param,
+            system,
+            code,
+        } => {
+            let token = Clause::Token {
+                param,
+                system: system.clone(),
+                code: code.clone(),
+            };
+            format!("NOT {}", condition(&token, ty, sql, layout))
+        }
+        Clause::LastUpdated { prefix, start, end } => {
+            // A point in time: the range [t, t + 1 ms).
+            date_condition(
+                sql,
+                *prefix,
+                *start,
+                *end,
+                "o.last_updated",
+                "(o.last_updated + 1)",
+            )
+        }
+        Clause::Missing {
+            param,
+            kind,
+            missing,
+        } => {
+            use rapport_fhir::search_param::ParamKind as K;
+            let table = match kind {
+                K::Token | K::Uri => "idx_token",
+                K::String => "idx_string",
+                K::Date => "idx_date",
+                K::Reference => "idx_reference",
+                K::Number | K::Quantity => "idx_quantity",
+            };
+            let has = layout.has_row(sql, table, ty, param, "1 = 1", false);
+            if *missing {
+                format!("NOT {has}")
+            } else {
+                has
+            }
+        }
+        Clause::Any(cs) if cs.is_empty() => "1 = 0".to_owned(),
+        Clause::Any(cs) => match all_ids(cs) {
+            Some(ids) => format!("o.id IN ({})", id_list(sql, &ids)),
+            None => {
+                let parts: Vec<String> = cs.iter().map(|c| condition(c, ty, sql, layout)).collect();
+                format!("({})", parts.join(" OR "))
+            }
+        },
+        _ => match index_part(clause, sql) {
+            Some(p) => layout.has_row(sql, p.table, ty, p.param, &p.condition, p.point),
+            None => "1 = 0".to_owned(),
+        },
+    }
+}
+
+/// What a search's matches are ordered by, as the store computes it.
+pub(crate) fn sort_column(
+    key: &crate::SortKey,
+    ty: &str,
+    sql: &mut Sql,
+    layout: &dyn SearchLayout,
+) -> String {
+    match (&key.by, key.descending) {
+        (crate::SortBy::LastUpdated, _) => "o.last_updated".to_owned(),
+        // search.html#sort leaves ranges to the server: ascending by the earliest start,
+        // descending by the latest end (as Rapport always has).
+        (crate::SortBy::Date(code), false) => {
+            layout.date_aggregate(sql, ty, code, "MIN(t.start_ms)")
+        }
+        (crate::SortBy::Date(code), true) => layout.date_aggregate(sql, ty, code, "MAX(t.end_ms)"),
+    }
+}
+
+/// The matches of `query` (id, patient key, then one column per sort key), at most `limit`,
+/// unordered. One clause drives (the most selective kind, [`drive_rank`]); the others are
+/// checked per candidate, so a search costs what its most selective clause finds rather than
+/// the sum of what every clause finds.
+pub(crate) fn search(
+    query: &Query,
+    sort: &[crate::SortKey],
+    layout: &dyn SearchLayout,
+    limit: u64,
+) -> Sql {
+    let mut sql = Sql::new(layout.sign());
+    let ty = query.resource_type.as_str();
+    let driver_index = query
+        .clauses
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| drive_rank(c).map(|r| (r, i)))
+        .min()
+        .map(|(_, i)| i);
+    let driver = driver_index.map(|i| driver_keys(&query.clauses[i], ty, &mut sql, layout));
+    let conditions: Vec<String> = query
+        .clauses
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != driver_index)
+        .map(|(_, c)| condition(c, ty, &mut sql, layout))
+        .collect();
+    let columns: Vec<String> = sort
+        .iter()
+        .map(|k| sort_column(k, ty, &mut sql, layout))
+        .collect();
+    let frame = layout.frame(&mut sql, ty, driver.as_deref(), &columns, &conditions);
+    sql.text = format!("{frame} LIMIT {limit}");
+    sql
 }

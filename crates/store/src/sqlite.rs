@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (6, include_str!("migrations/sqlite/0006_oauth.sql")),
     (7, include_str!("migrations/sqlite/0007_bulk_export.sql")),
+    (8, include_str!("migrations/sqlite/0008_dates_by_row.sql")),
 ];
 
 /// Numbers of the search parameters (table `search_param`), by resource type and code.
@@ -260,6 +261,164 @@ impl query_sql::IndexLayout for SqliteLayout<'_> {
             None => "SELECT NULL WHERE 0".to_owned(),
         }
     }
+}
+
+impl query_sql::SearchLayout for SqliteLayout<'_> {
+    fn select_keys(
+        &self,
+        sql: &mut Sql,
+        table: &str,
+        resource_type: &str,
+        code: &str,
+        condition: &str,
+    ) -> String {
+        match self.0.get(resource_type).and_then(|m| m.get(code)) {
+            Some(param) => {
+                let p = sql.bind(Arg::Int(*param));
+                format!("SELECT t.vrow FROM {table} t WHERE t.param = {p} AND {condition}")
+            }
+            None => "SELECT NULL WHERE 0".to_owned(),
+        }
+    }
+    fn select_resource_keys(&self, sql: &mut Sql, resource_type: &str, condition: &str) -> String {
+        let t = sql.text_arg(resource_type);
+        format!(
+            "SELECT vrow FROM resource WHERE resource_type = {t} AND deleted = 0 AND {condition}"
+        )
+    }
+    fn has_row(
+        &self,
+        sql: &mut Sql,
+        table: &str,
+        resource_type: &str,
+        code: &str,
+        condition: &str,
+        point: bool,
+    ) -> String {
+        let Some(param) = self.0.get(resource_type).and_then(|m| m.get(code)) else {
+            return "1 = 0".to_owned();
+        };
+        let p = sql.bind(Arg::Int(*param));
+        if point {
+            // One B-tree lookup per candidate (the key is equal up to the version row).
+            format!("EXISTS (SELECT 1 FROM {table} t WHERE t.param = {p} AND t.vrow = o.vrow AND {condition})")
+        } else {
+            // The matching rows once, then a probe per candidate.
+            format!("o.vrow IN (SELECT t.vrow FROM {table} t WHERE t.param = {p} AND {condition})")
+        }
+    }
+    fn frame(
+        &self,
+        sql: &mut Sql,
+        resource_type: &str,
+        driver: Option<&str>,
+        extra_columns: &[String],
+        conditions: &[String],
+    ) -> String {
+        // Index rows belong to current versions only, so the version row is the resource.
+        let driver = match driver {
+            Some(d) => d.to_owned(),
+            None => self.select_resource_keys(sql, resource_type, "1 = 1"),
+        };
+        let mut columns = String::from("o.id, o.patient_key");
+        for c in extra_columns {
+            columns.push_str(", ");
+            columns.push_str(c);
+        }
+        let mut text = format!(
+            "SELECT {columns} FROM resource_version o WHERE o.vrow IN ({driver}) AND o.deleted = 0"
+        );
+        for c in conditions {
+            text.push_str(" AND ");
+            text.push_str(c);
+        }
+        text
+    }
+    fn date_aggregate(
+        &self,
+        sql: &mut Sql,
+        resource_type: &str,
+        code: &str,
+        aggregate: &str,
+    ) -> String {
+        match self.0.get(resource_type).and_then(|m| m.get(code)) {
+            Some(param) => {
+                let p = sql.bind(Arg::Int(*param));
+                format!(
+                    "(SELECT {aggregate} FROM idx_date t WHERE t.vrow = o.vrow AND t.param = {p})"
+                )
+            }
+            None => "NULL".to_owned(),
+        }
+    }
+}
+
+/// Tokens searched without a system (`code=8302-2`) become the same code in each system the
+/// index holds it in (usually one, found by a few seeks), so that checking a candidate is a
+/// lookup of the whole key instead of a read of every row with that code.
+fn with_token_systems(conn: &Connection, params: &ParamIds, query: &Query) -> Result<Query> {
+    use rapport_fhir::query::Clause;
+    // More systems than this for one code: leave the clause as it is.
+    const MAX_SYSTEMS: usize = 8;
+    fn rewrite(conn: &Connection, params: &ParamIds, ty: &str, clause: &Clause) -> Result<Clause> {
+        Ok(match clause {
+            Clause::Token {
+                param,
+                system: None,
+                code,
+            } => {
+                let Some(number) = params.get(ty).and_then(|m| m.get(param)) else {
+                    return Ok(clause.clone());
+                };
+                let mut next = conn.prepare_cached(
+                    "SELECT system FROM idx_token WHERE param = ?1 AND code = ?2 AND system > ?3 ORDER BY system LIMIT 1",
+                )?;
+                // The empty system sorts first and `>` would skip it: look for it on its own.
+                let mut systems: Vec<String> = Vec::new();
+                let empty: bool = conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM idx_token WHERE param = ?1 AND code = ?2 AND system = '')")?
+                    .query_row(params![number, code], |r| r.get(0))?;
+                if empty {
+                    systems.push(String::new());
+                }
+                let mut after = String::new();
+                while let Some(s) = next
+                    .query_row(params![number, code, after], |r| r.get::<_, String>(0))
+                    .optional()?
+                {
+                    if systems.len() == MAX_SYSTEMS {
+                        return Ok(clause.clone());
+                    }
+                    after.clone_from(&s);
+                    systems.push(s);
+                }
+                Clause::Any(
+                    systems
+                        .into_iter()
+                        .map(|s| Clause::Token {
+                            param,
+                            system: Some(s),
+                            code: code.clone(),
+                        })
+                        .collect(),
+                )
+            }
+            Clause::Any(cs) => Clause::Any(
+                cs.iter()
+                    .map(|c| rewrite(conn, params, ty, c))
+                    .collect::<Result<_>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+    Ok(Query {
+        resource_type: query.resource_type.clone(),
+        clauses: query
+            .clauses
+            .iter()
+            .map(|c| rewrite(conn, params, &query.resource_type, c))
+            .collect::<Result<_>>()?,
+    })
 }
 
 fn param_id(params: &ParamIds, resource_type: &str, code: &str) -> Result<i64> {
@@ -835,14 +994,28 @@ impl Store for SqliteStore {
         find_ids(&conn, &self.params, query)
     }
 
-    fn search_ids(&self, query: &Query, limit: u64) -> Result<Vec<String>> {
+    fn search(
+        &self,
+        query: &Query,
+        sort: &[crate::SortKey],
+        limit: u64,
+    ) -> Result<Vec<crate::SearchMatch>> {
         let conn = self.readers.get()?;
-        let sql = query_sql::find_ids_limited(query, &SqliteLayout(&self.params), limit);
+        let query = with_token_systems(&conn, &self.params, query)?;
+        let sql = query_sql::search(&query, sort, &SqliteLayout(&self.params), limit);
         let mut stmt = conn.prepare_cached(&sql.text)?;
-        let ids = stmt
-            .query_map(params_from_iter(to_sql_args(&sql.args)), |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(ids)
+        let matches = stmt
+            .query_map(params_from_iter(to_sql_args(&sql.args)), |r| {
+                Ok(crate::SearchMatch {
+                    id: r.get(0)?,
+                    patient_key: r.get(1)?,
+                    sort: (0..sort.len())
+                        .map(|i| r.get(2 + i))
+                        .collect::<rusqlite::Result<_>>()?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(matches)
     }
 
     fn counts_by_type(&self) -> Result<BTreeMap<String, u64>> {

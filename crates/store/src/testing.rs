@@ -94,7 +94,12 @@ impl Store for Closed {
     fn find_ids(&self, _: &rapport_fhir::query::Query) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
-    fn search_ids(&self, _: &rapport_fhir::query::Query, _: u64) -> Result<Vec<String>> {
+    fn search(
+        &self,
+        _: &rapport_fhir::query::Query,
+        _: &[crate::SortKey],
+        _: u64,
+    ) -> Result<Vec<crate::SearchMatch>> {
         Ok(Vec::new())
     }
     fn counts_by_type(&self) -> Result<std::collections::BTreeMap<String, u64>> {

@@ -6,14 +6,14 @@
 //! (with `:iterate` one level). Only what the caller may read is returned, counted or included.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rapport_access::policy::{Action, Decision};
 use rapport_fhir::query::{Clause, Query};
 use rapport_fhir::search_param::{self, ParamKind};
-use rapport_store::{ResourceKey, Store, StoredResource};
+use rapport_store::{ResourceKey, SearchMatch, SortBy, SortKey, Store, StoredResource};
 use serde_json::{json, Value};
 
 use super::{
@@ -631,8 +631,28 @@ pub(super) async fn run(
         warnings,
     } = request;
     let now = state.clock.now_ms();
+    // The store orders by `_lastUpdated` and date parameters itself (and `_id` is the id):
+    // then only the page shown is read. Other sort keys need the content of every match.
+    let store_sort: Option<Vec<SortKey>> = sort
+        .iter()
+        .filter(|(code, _)| code != "_id")
+        .map(|(code, desc)| {
+            let by = match code.as_str() {
+                "_lastUpdated" => SortBy::LastUpdated,
+                _ => match search_param::param(&ty, code) {
+                    Some(def) if def.kind == ParamKind::Date => SortBy::Date(def.code),
+                    _ => return None,
+                },
+            };
+            Some(SortKey {
+                by,
+                descending: *desc,
+            })
+        })
+        .collect();
     let principal = caller.principal.clone();
     let t = ty.clone();
+    let keys_sort = store_sort.clone().unwrap_or_default();
     let searched = state
         .with_auth(move |s| {
             let more = match resolve_pending(s, &t, pending) {
@@ -644,62 +664,128 @@ pub(super) async fn run(
                 resource_type: t.clone(),
                 clauses,
             };
-            let ids = s.search_ids(&query, MAX_MATCHES + 1)?;
-            if ids.len() as u64 > MAX_MATCHES {
+            let found = s.search(&query, &keys_sort, MAX_MATCHES + 1)?;
+            if found.len() as u64 > MAX_MATCHES {
                 return Ok(Err(format!(
                     "more than {MAX_MATCHES} {t} resources match; narrow the search"
                 )));
             }
-            let keys: Vec<ResourceKey> = ids
+            let allowed = rapport_auth::readable_keys(
+                s,
+                &principal,
+                found.iter().map(|m| (t.as_str(), m.patient_key.as_deref())),
+                now,
+            )?;
+            Ok(Ok(found
                 .into_iter()
-                .map(|id| ResourceKey::new(t.clone(), id))
-                .collect();
-            let found = s.read_many(&keys)?;
-            Ok(Ok(rapport_auth::readable(s, &principal, found, now)?))
+                .zip(allowed)
+                .filter_map(|(m, ok)| ok.then_some(m))
+                .collect::<Vec<SearchMatch>>()))
         })
         .await?;
     let mut matches =
         searched.map_err(|e| Outcome::new(StatusCode::BAD_REQUEST, "too-costly", e))?;
     // Stable order: the sort keys, then the id, so that pages neither repeat nor skip.
-    if sort.is_empty() {
-        matches.sort_by(|a, b| a.key.id.cmp(&b.key.id));
-    } else {
-        let mut keyed: Vec<(Vec<Option<SortValue>>, StoredResource)> = matches
-            .into_iter()
-            .map(|r| {
-                let v: Value = serde_json::from_str(&r.content).unwrap_or(Value::Null);
-                let keys = sort
-                    .iter()
-                    .map(|(code, desc)| sort_value(&r, &v, code, *desc))
-                    .collect();
-                (keys, r)
-            })
-            .collect();
-        keyed.sort_by(|(ka, a), (kb, b)| {
-            for (i, (_, desc)) in sort.iter().enumerate() {
-                let o = compare(&ka[i], &kb[i], *desc);
+    let mut contents: HashMap<String, StoredResource> = HashMap::new();
+    match &store_sort {
+        _ if sort.is_empty() => matches.sort_by(|a, b| a.id.cmp(&b.id)),
+        Some(_) => matches.sort_by(|a, b| {
+            let mut values = 0;
+            for (code, desc) in &sort {
+                let o = if code == "_id" {
+                    let o = a.id.cmp(&b.id);
+                    if *desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                } else {
+                    let (x, y) = (a.sort[values], b.sort[values]);
+                    values += 1;
+                    compare(
+                        &x.map(|v| SortValue::Number(v as f64)),
+                        &y.map(|v| SortValue::Number(v as f64)),
+                        *desc,
+                    )
+                };
                 if o != Ordering::Equal {
                     return o;
                 }
             }
-            a.key.id.cmp(&b.key.id)
-        });
-        matches = keyed.into_iter().map(|(_, r)| r).collect();
+            a.id.cmp(&b.id)
+        }),
+        None => {
+            // Sorted by their content: every match is read.
+            let keys: Vec<ResourceKey> = matches
+                .iter()
+                .map(|m| ResourceKey::new(ty.clone(), m.id.clone()))
+                .collect();
+            let read = state.with_auth(move |s| Ok(s.read_many(&keys)?)).await?;
+            let mut keyed: Vec<(Vec<Option<SortValue>>, StoredResource)> = read
+                .into_iter()
+                .map(|r| {
+                    let v: Value = serde_json::from_str(&r.content).unwrap_or(Value::Null);
+                    let keys = sort
+                        .iter()
+                        .map(|(code, desc)| sort_value(&r, &v, code, *desc))
+                        .collect();
+                    (keys, r)
+                })
+                .collect();
+            keyed.sort_by(|(ka, a), (kb, b)| {
+                for (i, (_, desc)) in sort.iter().enumerate() {
+                    let o = compare(&ka[i], &kb[i], *desc);
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                a.key.id.cmp(&b.key.id)
+            });
+            matches = keyed
+                .iter()
+                .map(|(_, r)| SearchMatch {
+                    id: r.key.id.clone(),
+                    patient_key: r.patient_key.clone(),
+                    sort: Vec::new(),
+                })
+                .collect();
+            contents = keyed
+                .into_iter()
+                .map(|(_, r)| (r.key.id.clone(), r))
+                .collect();
+        }
     }
     let total = matches.len();
     // In the default order (by id) the next page starts after the last id shown, not at an
     // offset: resources written meanwhile then cause neither repeats nor skips.
     let cursor = sort.is_empty();
-    let page: Vec<StoredResource> = if summary == Summary::Count {
+    let page_ids: Vec<String> = if summary == Summary::Count {
         Vec::new()
     } else {
         matches
             .into_iter()
-            .filter(|r| after.as_ref().is_none_or(|a| r.key.id > *a))
+            .filter(|m| after.as_ref().is_none_or(|a| m.id > *a))
             .skip(offset)
             .take(count + 1)
+            .map(|m| m.id)
             .collect()
     };
+    // Only the page is read (unless the sort read it already), in the page's order; a match
+    // deleted since the search is left out.
+    let unread: Vec<ResourceKey> = page_ids
+        .iter()
+        .filter(|id| !contents.contains_key(*id))
+        .map(|id| ResourceKey::new(ty.clone(), id.clone()))
+        .collect();
+    if !unread.is_empty() {
+        for r in state.with_auth(move |s| Ok(s.read_many(&unread)?)).await? {
+            contents.insert(r.key.id.clone(), r);
+        }
+    }
+    let page: Vec<StoredResource> = page_ids
+        .iter()
+        .filter_map(|id| contents.remove(id))
+        .collect();
     let more = page.len() > count;
     let page: Vec<StoredResource> = page.into_iter().take(count).collect();
     let included = if page.is_empty() || (includes.is_empty() && revincludes.is_empty()) {

@@ -249,7 +249,17 @@ pub fn readable_keys<'a>(
     items: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     now_ms: i64,
 ) -> Result<Vec<bool>> {
-    let facts = user_facts(store, principal, None, now_ms)?;
+    let items: Vec<(&str, Option<&str>)> = items.into_iter().collect();
+    // Only the relationships that matter: none for directory data, one patient's for a search
+    // within a patient's record (the usual case), else all of the account's.
+    let mut patients = items.iter().filter_map(|(_, p)| *p);
+    let facts = match patients.next() {
+        None => UserFacts::default(),
+        Some(first) if patients.all(|p| p == first) => {
+            user_facts(store, principal, Some(first), now_ms)?
+        }
+        Some(_) => user_facts(store, principal, None, now_ms)?,
+    };
     Ok(items
         .into_iter()
         .map(|(ty, patient_key)| {

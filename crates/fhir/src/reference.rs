@@ -120,10 +120,95 @@ pub fn collect_references<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     }
 }
 
+/// Every `reference` string in the JSON text `json`, in document order, read without building
+/// the document (a streaming pass that keeps only those strings): for reading many stored
+/// resources' references (`$everything`), where building each document cost more than the rest.
+/// Text that is not JSON gives no references.
+pub fn references_in_text(json: &str) -> Vec<String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    struct Walk<'o>(&'o mut Vec<String>);
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "reference" {
+                    if let serde_json::Value::String(s) = map.next_value()? {
+                        self.0.push(s);
+                    }
+                } else {
+                    map.next_value_seed(Walk(self.0))?;
+                }
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Walk(self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(json);
+    if Walk(&mut out).deserialize(&mut de).is_err() {
+        return Vec::new();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn references_in_text_are_those_of_the_document() {
+        let doc = json!({
+            "resourceType": "Observation",
+            "valueQuantity": {"value": 1.50, "unit": "mg"},
+            "subject": {"reference": "Patient/p1"},
+            "performer": [{"reference": "Practitioner/d1", "display": "a \"reference\" in text"}],
+            "note": [{"text": "{\"reference\": \"Organization/not-one\"}"}],
+            "contained": [{"resourceType": "Medication", "manufacturer": {"reference": "Organization/o1"}}],
+            "reference": 3
+        });
+        let text = doc.to_string();
+        let mut expected = Vec::new();
+        collect_references(&doc, &mut expected);
+        assert_eq!(
+            references_in_text(&text),
+            vec!["Patient/p1", "Practitioner/d1", "Organization/o1"]
+        );
+        assert_eq!(references_in_text(&text), expected);
+        assert!(references_in_text("not json").is_empty());
+    }
 
     #[test]
     fn references_are_classified() {

@@ -220,22 +220,31 @@ impl AccessStore for SqliteStore {
 
     fn access_rows(&self, user_id: i64, patient: Option<&str>) -> Result<AccessRows> {
         let conn = self.readers.get()?;
-        // `?2 IS NULL OR patient_key = ?2`: one statement for "all" and "this patient".
+        // One patient's rows by the tables' keys (patient first), or all of the account's by
+        // their user index. (A single statement with `?2 IS NULL OR patient_key = ?2` cannot use
+        // the key, and read every assignment of a coordinator on every request.)
+        let (only, args): (&str, Vec<rusqlite::types::Value>) = match patient {
+            Some(p) => (
+                "AND patient_key = ?2",
+                vec![user_id.into(), p.to_owned().into()],
+            ),
+            None => ("", vec![user_id.into()]),
+        };
         let assigned = conn
-            .prepare_cached("SELECT patient_key FROM care_assignment WHERE user_id = ?1 AND ended_at IS NULL AND (?2 IS NULL OR patient_key = ?2)")?
-            .query_map(params![user_id, patient], |r| r.get(0))?
+            .prepare_cached(&format!("SELECT patient_key FROM care_assignment WHERE user_id = ?1 AND ended_at IS NULL {only}"))?
+            .query_map(params_from_iter(&args), |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<String>>>()?;
         let grants = conn
-            .prepare_cached("SELECT patient_key, can_write FROM caregiver_grant WHERE user_id = ?1 AND revoked_at IS NULL AND (?2 IS NULL OR patient_key = ?2)")?
-            .query_map(params![user_id, patient], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .prepare_cached(&format!("SELECT patient_key, can_write FROM caregiver_grant WHERE user_id = ?1 AND revoked_at IS NULL {only}"))?
+            .query_map(params_from_iter(&args), |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<Vec<(String, bool)>>>()?;
         let break_glass = conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT patient_key, break_glass_id, expires_at FROM break_glass b
-                 WHERE user_id = ?1 AND (?2 IS NULL OR patient_key = ?2)
+                 WHERE user_id = ?1 {only}
                    AND break_glass_id = (SELECT MAX(break_glass_id) FROM break_glass l WHERE l.user_id = b.user_id AND l.patient_key = b.patient_key)",
-            )?
-            .query_map(params![user_id, patient], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            ))?
+            .query_map(params_from_iter(&args), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<Vec<(String, i64, i64)>>>()?;
         Ok(AccessRows {
             assigned,

@@ -1137,18 +1137,14 @@ async fn everything(
                 .any(|r| r.key.resource_type == "Patient" && r.key.id == pid);
             // What the record refers to outside the compartment (directory data), one level.
             let mut keys: Vec<ResourceKey> = Vec::new();
+            let mut seen: std::collections::HashSet<ResourceKey> = Default::default();
             for r in &resources {
-                let Ok(v) = serde_json::from_str::<Value>(&r.content) else {
-                    continue;
-                };
-                let mut refs = Vec::new();
-                rapport_fhir::reference::collect_references(&v, &mut refs);
-                for target in refs {
+                for target in rapport_fhir::reference::references_in_text(&r.content) {
                     if let rapport_fhir::reference::ReferenceTarget::Literal {
                         resource_type,
                         id,
                         ..
-                    } = rapport_fhir::reference::parse(target)
+                    } = rapport_fhir::reference::parse(&target)
                     {
                         let outside = resource_type != "Patient"
                             && rapport_fhir::search_param::patient_compartment_params(
@@ -1156,7 +1152,7 @@ async fn everything(
                             )
                             .is_none();
                         let key = ResourceKey::new(resource_type, id);
-                        if outside && !keys.contains(&key) {
+                        if outside && seen.insert(key.clone()) {
                             keys.push(key);
                         }
                     }

@@ -242,12 +242,45 @@ fn add_token(param: &'static str, value: &Value, rows: &mut IndexRows) {
 
 /// Strings, per search.html "string": HumanName and Address are searched by each of their parts.
 fn add_string(param: &'static str, value: &Value, rows: &mut IndexRows) {
-    let mut push = |s: &str| {
+    string_parts(value, &mut |s: &str| {
         let value = normalize(s);
         if !value.is_empty() {
             rows.strings.push(StringRow { param, value });
         }
+    });
+}
+
+/// The values of string parameter `code` of `resource` exactly as written (the index holds them
+/// normalised): for `:exact` (search.html#modifiers: "the search parameter value must exactly
+/// match, including case and accents"), which is checked against these.
+pub fn exact_strings(resource: &Value, code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(def) = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .and_then(|ty| crate::search_param::param(ty, code))
+        .filter(|d| d.kind == ParamKind::String)
+    else {
+        return out;
     };
+    let mut found = Vec::new();
+    for path in def.paths {
+        found.clear();
+        collect(resource, path.steps, &mut found);
+        for value in &found {
+            if let Some((key, expected)) = path.where_eq {
+                if value.get(key).and_then(Value::as_str) != Some(expected) {
+                    continue;
+                }
+            }
+            string_parts(value, &mut |s: &str| out.push(s.to_owned()));
+        }
+    }
+    out
+}
+
+/// Each searchable string of a string, HumanName or Address value.
+fn string_parts(value: &Value, push: &mut dyn FnMut(&str)) {
     match value {
         Value::String(s) => push(s),
         Value::Object(o) => {

@@ -34,9 +34,14 @@ pub enum Clause {
     String { param: &'static str, prefix: String },
     /// String `:contains`: anywhere in the normalised value.
     StringContains { param: &'static str, text: String },
-    /// String `:exact`: the whole value. Values are indexed normalised (case and accents
-    /// folded), so this compares normalised values: `:exact=Zoë` also finds `zoe`.
-    StringExact { param: &'static str, value: String },
+    /// String `:exact`: the whole value, with case and accents (search.html#modifiers). Values
+    /// are indexed normalised, so the index finds the candidates by `value` (normalised) and
+    /// each candidate's own strings are compared with `written`, the value as searched.
+    StringExact {
+        param: &'static str,
+        value: String,
+        written: String,
+    },
     /// Reference `Type/id`.
     Reference {
         param: &'static str,
@@ -346,6 +351,7 @@ fn parse_value(
         (ParamKind::String, Some("exact")) => Clause::StringExact {
             param,
             value: crate::text::normalize(&value),
+            written: value.to_string(),
         },
         (ParamKind::Reference, None) => {
             // `Type/id`, an absolute URL ending in Type/id, or a bare id when the parameter
@@ -486,7 +492,8 @@ pub fn clause_matches(
             .strings
             .iter()
             .any(|s| s.param == *param && s.value.contains(text.as_str())),
-        Clause::StringExact { param, value } => rows
+        // Within a bundle only the normalised values are at hand (conditional references).
+        Clause::StringExact { param, value, .. } => rows
             .strings
             .iter()
             .any(|s| s.param == *param && s.value == *value),

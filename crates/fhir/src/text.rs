@@ -58,3 +58,9 @@ mod tests {
         assert_eq!(normalize("  García-López  Smith "), "garcia-lopez smith");
     }
 }
+
+/// Whether two strings are the same text, case and accents included, whether their accents are
+/// composed or not (Unicode NFC): how `:exact` compares (search.html#modifiers).
+pub fn same_text(a: &str, b: &str) -> bool {
+    a == b || a.nfc().eq(b.nfc())
+}

@@ -289,7 +289,7 @@ fn index_part(clause: &Clause, sql: &mut Sql) -> Option<IndexPart> {
                 false,
             )
         }
-        Clause::StringExact { param, value } => {
+        Clause::StringExact { param, value, .. } => {
             let condition = format!("value = {}", sql.text_arg(value));
             part("idx_string", param, condition, false)
         }

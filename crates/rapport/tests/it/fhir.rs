@@ -1192,7 +1192,7 @@ async fn search_modifiers_quantities_chains_includes_sort_and_summary_follow_the
     assert_eq!(b["total"], 5);
     let b = search(format!("/fhir/Observation?{p}&_lastUpdated=lt2020-01-01")).await;
     assert_eq!(b["total"], 0);
-    // Strings: accent- and case-blind prefix, :contains, :exact (of the normalised value).
+    // Strings: accent- and case-blind prefix and :contains; :exact of the whole value.
     let b = search("/fhir/Patient?family=nunez".into()).await;
     assert_eq!(ids(&b), [format!("Patient/{pid}")]);
     let b = search("/fhir/Patient?family:contains=ez-sea".into()).await;
@@ -1201,6 +1201,15 @@ async fn search_modifiers_quantities_chains_includes_sort_and_summary_follow_the
     assert_eq!(b["total"], 0, "not the whole value");
     let b = search("/fhir/Patient?family:exact=Ñúñez-Search".into()).await;
     assert_eq!(b["total"], 1);
+    // :exact keeps case and accents (search.html#modifiers), whichever Unicode form they take.
+    let b = search("/fhir/Patient?family:exact=ñúñez-search".into()).await;
+    assert_eq!(b["total"], 0, "case differs");
+    let b = search("/fhir/Patient?family:exact=Nunez-Search".into()).await;
+    assert_eq!(b["total"], 0, "accents differ");
+    let b = search("/fhir/Patient?family:exact=N%CC%83u%CC%81n%CC%83ez-Search".into()).await;
+    assert_eq!(b["total"], 1, "decomposed accents are the same text");
+    let b = search("/fhir/Patient?family:exact=Nunez-Search,Ñúñez-Search".into()).await;
+    assert_eq!(b["total"], 1, "either of two");
 
     // _sort: newest first, ties broken by id; paging through it neither repeats nor skips.
     let b = search(format!("/fhir/Observation?{p}&_sort=-date&_count=2")).await;

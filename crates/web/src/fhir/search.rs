@@ -416,6 +416,29 @@ fn resolve_pending(
     Ok(clauses)
 }
 
+/// A `:exact` clause, or comma alternatives of them.
+fn is_exact(clause: &Clause) -> bool {
+    match clause {
+        Clause::StringExact { .. } => true,
+        Clause::Any(cs) => !cs.is_empty() && cs.iter().all(is_exact),
+        _ => false,
+    }
+}
+
+/// Whether `resource` has a value of the clause's parameter equal to the one searched, case and
+/// accents included (compared in Unicode NFC, so that composed and decomposed accents agree).
+fn exact_holds(resource: &Value, clause: &Clause) -> bool {
+    match clause {
+        Clause::StringExact { param, written, .. } => {
+            rapport_fhir::index::exact_strings(resource, param)
+                .iter()
+                .any(|s| rapport_fhir::text::same_text(s, written))
+        }
+        Clause::Any(cs) => cs.iter().any(|c| exact_holds(resource, c)),
+        _ => true,
+    }
+}
+
 /// A value to sort by: missing values sort last either way.
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
 enum SortValue {
@@ -631,6 +654,7 @@ pub(super) async fn run(
         warnings,
     } = request;
     let now = state.clock.now_ms();
+    let exact: Vec<Clause> = clauses.iter().filter(|c| is_exact(c)).cloned().collect();
     // The store orders by `_lastUpdated` and date parameters itself (and `_id` is the id):
     // then only the page shown is read. Other sort keys need the content of every match.
     let store_sort: Option<Vec<SortKey>> = sort
@@ -685,8 +709,26 @@ pub(super) async fn run(
         .await?;
     let mut matches =
         searched.map_err(|e| Outcome::new(StatusCode::BAD_REQUEST, "too-costly", e))?;
-    // Stable order: the sort keys, then the id, so that pages neither repeat nor skip.
     let mut contents: HashMap<String, StoredResource> = HashMap::new();
+    if !exact.is_empty() && !matches.is_empty() {
+        // `:exact` compares whole values with case and accents: the index found the candidates
+        // by their normalised values, their own strings decide.
+        let keys: Vec<ResourceKey> = matches
+            .iter()
+            .map(|m| ResourceKey::new(ty.clone(), m.id.clone()))
+            .collect();
+        let read = state.with_auth(move |s| Ok(s.read_many(&keys)?)).await?;
+        contents = read
+            .into_iter()
+            .filter(|r| {
+                let v: Value = serde_json::from_str(&r.content).unwrap_or(Value::Null);
+                exact.iter().all(|c| exact_holds(&v, c))
+            })
+            .map(|r| (r.key.id.clone(), r))
+            .collect();
+        matches.retain(|m| contents.contains_key(&m.id));
+    }
+    // Stable order: the sort keys, then the id, so that pages neither repeat nor skip.
     match &store_sort {
         _ if sort.is_empty() => matches.sort_by(|a, b| a.id.cmp(&b.id)),
         Some(_) => matches.sort_by(|a, b| {

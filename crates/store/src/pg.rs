@@ -152,8 +152,10 @@ impl query_sql::SearchLayout for PgLayout {
         code: &str,
         condition: &str,
         _point: bool,
+        _row: &str,
     ) -> String {
-        // Index tables are keyed by resource first: a candidate's rows are one lookup away.
+        // Index tables are keyed by resource first: a candidate's rows are one lookup away, and
+        // the planner orders the semi-joins itself (all conditions are on the outer row).
         let p = sql.text_arg(code);
         format!("EXISTS (SELECT 1 FROM {table} t WHERE t.resource_type = o.resource_type AND t.id = o.id AND t.param = {p} AND {condition})")
     }
@@ -163,7 +165,8 @@ impl query_sql::SearchLayout for PgLayout {
         resource_type: &str,
         driver: Option<&str>,
         extra_columns: &[String],
-        conditions: &[String],
+        key_conditions: &[String],
+        row_conditions: &[String],
     ) -> String {
         let t = sql.text_arg(resource_type);
         let mut columns = String::from("o.id, o.patient_key");
@@ -177,7 +180,7 @@ impl query_sql::SearchLayout for PgLayout {
         if let Some(d) = driver {
             text.push_str(&format!(" AND o.id IN ({d})"));
         }
-        for c in conditions {
+        for c in key_conditions.iter().chain(row_conditions) {
             text.push_str(" AND ");
             text.push_str(c);
         }

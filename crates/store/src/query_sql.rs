@@ -191,9 +191,11 @@ pub(crate) trait SearchLayout: IndexLayout {
     ) -> String;
     /// The keys of current resources of `resource_type` satisfying `condition` (on `resource`).
     fn select_resource_keys(&self, sql: &mut Sql, resource_type: &str, condition: &str) -> String;
-    /// Whether the outer row `o` has an index row of `code` in `table` satisfying `condition`.
+    /// Whether the candidate `row` (the alias of a row holding its key: `k` for a driving key,
+    /// `o` for the outer row) has an index row of `code` in `table` satisfying `condition`.
     /// `point` says the condition pins the table's key down to the resource (an equality on every
     /// key column before the row's own), so a lookup per candidate is cheap.
+    #[allow(clippy::too_many_arguments)]
     fn has_row(
         &self,
         sql: &mut Sql,
@@ -202,16 +204,19 @@ pub(crate) trait SearchLayout: IndexLayout {
         code: &str,
         condition: &str,
         point: bool,
+        row: &str,
     ) -> String;
     /// `SELECT o.id, o.patient_key[, extra]` from the outer rows of `resource_type` driven by the
-    /// key set `driver`, restricted by `conditions`.
+    /// key set `driver` (the keys as `k`), restricted by `key_conditions` (on `k`, checked before
+    /// the outer row is read) and `row_conditions` (on `o`).
     fn frame(
         &self,
         sql: &mut Sql,
         resource_type: &str,
         driver: Option<&str>,
         extra_columns: &[String],
-        conditions: &[String],
+        key_conditions: &[String],
+        row_conditions: &[String],
     ) -> String;
     /// An aggregate (`MIN(start_ms)`, `MAX(end_ms)`) over the outer row's date rows of `code`.
     fn date_aggregate(
@@ -444,8 +449,24 @@ fn driver_keys(clause: &Clause, ty: &str, sql: &mut Sql, layout: &dyn SearchLayo
     }
 }
 
-/// A clause as a condition on the outer row `o`.
-fn condition(clause: &Clause, ty: &str, sql: &mut Sql, layout: &dyn SearchLayout) -> String {
+/// Whether a clause needs the outer row itself (its id or last update), not only its key.
+fn needs_row(clause: &Clause) -> bool {
+    match clause {
+        Clause::Id(_) | Clause::LastUpdated { .. } => true,
+        Clause::Any(cs) => all_ids(cs).is_some() || cs.iter().any(needs_row),
+        _ => false,
+    }
+}
+
+/// A clause as a condition on the candidate `row` (see [`SearchLayout::has_row`]); clauses that
+/// [`needs_row`] are on the outer row `o`.
+fn condition(
+    clause: &Clause,
+    ty: &str,
+    sql: &mut Sql,
+    layout: &dyn SearchLayout,
+    row: &str,
+) -> String {
     match clause {
         Clause::Id(id) => format!("o.id = {}", sql.text_arg(id)),
         Clause::TokenNot {
@@ -458,7 +479,7 @@ fn condition(clause: &Clause, ty: &str, sql: &mut Sql, layout: &dyn SearchLayout
                 system: system.clone(),
                 code: code.clone(),
             };
-            format!("NOT {}", condition(&token, ty, sql, layout))
+            format!("NOT {}", condition(&token, ty, sql, layout, row))
         }
         Clause::LastUpdated { prefix, start, end } => {
             // A point in time: the range [t, t + 1 ms).
@@ -484,7 +505,7 @@ fn condition(clause: &Clause, ty: &str, sql: &mut Sql, layout: &dyn SearchLayout
                 K::Reference => "idx_reference",
                 K::Number | K::Quantity => "idx_quantity",
             };
-            let has = layout.has_row(sql, table, ty, param, "1 = 1", false);
+            let has = layout.has_row(sql, table, ty, param, "1 = 1", false, row);
             if *missing {
                 format!("NOT {has}")
             } else {
@@ -495,12 +516,15 @@ fn condition(clause: &Clause, ty: &str, sql: &mut Sql, layout: &dyn SearchLayout
         Clause::Any(cs) => match all_ids(cs) {
             Some(ids) => format!("o.id IN ({})", id_list(sql, &ids)),
             None => {
-                let parts: Vec<String> = cs.iter().map(|c| condition(c, ty, sql, layout)).collect();
+                let parts: Vec<String> = cs
+                    .iter()
+                    .map(|c| condition(c, ty, sql, layout, row))
+                    .collect();
                 format!("({})", parts.join(" OR "))
             }
         },
         _ => match index_part(clause, sql) {
-            Some(p) => layout.has_row(sql, p.table, ty, p.param, &p.condition, p.point),
+            Some(p) => layout.has_row(sql, p.table, ty, p.param, &p.condition, p.point, row),
             None => "1 = 0".to_owned(),
         },
     }
@@ -544,18 +568,22 @@ pub(crate) fn search(
         .min()
         .map(|(_, i)| i);
     let driver = driver_index.map(|i| driver_keys(&query.clauses[i], ty, &mut sql, layout));
-    let conditions: Vec<String> = query
-        .clauses
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| Some(*i) != driver_index)
-        .map(|(_, c)| condition(c, ty, &mut sql, layout))
-        .collect();
+    let (mut on_key, mut on_row) = (Vec::new(), Vec::new());
+    for (i, c) in query.clauses.iter().enumerate() {
+        if Some(i) == driver_index {
+            continue;
+        }
+        if needs_row(c) {
+            on_row.push(condition(c, ty, &mut sql, layout, "o"));
+        } else {
+            on_key.push(condition(c, ty, &mut sql, layout, "k"));
+        }
+    }
     let columns: Vec<String> = sort
         .iter()
         .map(|k| sort_column(k, ty, &mut sql, layout))
         .collect();
-    let frame = layout.frame(&mut sql, ty, driver.as_deref(), &columns, &conditions);
+    let frame = layout.frame(&mut sql, ty, driver.as_deref(), &columns, &on_key, &on_row);
     sql.text = format!("{frame} LIMIT {limit}");
     sql
 }

@@ -144,7 +144,8 @@ impl SqliteStore {
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
                         | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")?;
+                // The memory map as on the writer (see `configure`): readers are who gains.
+                conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 2147418112;")?;
                 Ok(conn)
             }),
             |_| false,
@@ -299,6 +300,7 @@ impl query_sql::SearchLayout for SqliteLayout<'_> {
         code: &str,
         condition: &str,
         point: bool,
+        row: &str,
     ) -> String {
         let Some(param) = self.0.get(resource_type).and_then(|m| m.get(code)) else {
             return "1 = 0".to_owned();
@@ -306,10 +308,12 @@ impl query_sql::SearchLayout for SqliteLayout<'_> {
         let p = sql.bind(Arg::Int(*param));
         if point {
             // One B-tree lookup per candidate (the key is equal up to the version row).
-            format!("EXISTS (SELECT 1 FROM {table} t WHERE t.param = {p} AND t.vrow = o.vrow AND {condition})")
+            format!("EXISTS (SELECT 1 FROM {table} t WHERE t.param = {p} AND t.vrow = {row}.vrow AND {condition})")
         } else {
             // The matching rows once, then a probe per candidate.
-            format!("o.vrow IN (SELECT t.vrow FROM {table} t WHERE t.param = {p} AND {condition})")
+            format!(
+                "{row}.vrow IN (SELECT t.vrow FROM {table} t WHERE t.param = {p} AND {condition})"
+            )
         }
     }
     fn frame(
@@ -318,9 +322,12 @@ impl query_sql::SearchLayout for SqliteLayout<'_> {
         resource_type: &str,
         driver: Option<&str>,
         extra_columns: &[String],
-        conditions: &[String],
+        key_conditions: &[String],
+        row_conditions: &[String],
     ) -> String {
-        // Index rows belong to current versions only, so the version row is the resource.
+        // Index rows belong to current versions only, so a version row found by them is the
+        // resource's current one. The keys are filtered before the version rows are read (they
+        // hold the content: a page each).
         let driver = match driver {
             Some(d) => d.to_owned(),
             None => self.select_resource_keys(sql, resource_type, "1 = 1"),
@@ -330,10 +337,15 @@ impl query_sql::SearchLayout for SqliteLayout<'_> {
             columns.push_str(", ");
             columns.push_str(c);
         }
+        let mut keys = format!("SELECT k.vrow FROM ({driver}) k");
+        for (i, c) in key_conditions.iter().enumerate() {
+            keys.push_str(if i == 0 { " WHERE " } else { " AND " });
+            keys.push_str(c);
+        }
         let mut text = format!(
-            "SELECT {columns} FROM resource_version o WHERE o.vrow IN ({driver}) AND o.deleted = 0"
+            "SELECT {columns} FROM resource_version o WHERE o.vrow IN ({keys}) AND o.deleted = 0"
         );
-        for c in conditions {
+        for c in row_conditions {
             text.push_str(" AND ");
             text.push_str(c);
         }

@@ -39,6 +39,12 @@ pub fn normalize(input: &str) -> String {
     out
 }
 
+/// Whether two strings are the same text, case and accents included, whether their accents are
+/// composed or not (Unicode NFC): how `:exact` compares (search.html#modifiers).
+pub fn same_text(a: &str, b: &str) -> bool {
+    a == b || a.nfc().eq(b.nfc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize;
@@ -57,10 +63,4 @@ mod tests {
     fn whitespace_is_collapsed_and_hyphens_kept() {
         assert_eq!(normalize("  García-López  Smith "), "garcia-lopez smith");
     }
-}
-
-/// Whether two strings are the same text, case and accents included, whether their accents are
-/// composed or not (Unicode NFC): how `:exact` compares (search.html#modifiers).
-pub fn same_text(a: &str, b: &str) -> bool {
-    a == b || a.nfc().eq(b.nfc())
 }

@@ -10,15 +10,18 @@
 
 mod access;
 mod export;
+mod hl7;
 mod pending;
 mod pg;
 mod pg_access;
 mod pg_export;
+mod pg_hl7;
 mod pool;
 mod query_sql;
 mod sqlite;
 mod sqlite_access;
 mod sqlite_export;
+mod sqlite_hl7;
 pub mod testing;
 mod url;
 
@@ -32,6 +35,7 @@ pub use access::{
     OAuthCodeRecord, SessionRecord, TakenCode, TokenRecord, UserRecord,
 };
 pub use export::{ExportJob, ExportStore};
+pub use hl7::{Hl7Message, Hl7Outcome, Hl7Store, Hl7Tx, NewHl7Message};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use url::DatabaseUrl;
@@ -203,7 +207,7 @@ pub struct PatientPage {
 }
 
 /// Operations inside one write transaction. Reads here see the transaction's own writes.
-pub trait WriteTx: AccessTx {
+pub trait WriteTx: AccessTx + Hl7Tx {
     /// What is stored of each key, in the same order (`None`: never written).
     fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<Option<Existing>>>;
     /// Ids of current, non-deleted resources matching `query` (conditional references,
@@ -229,7 +233,7 @@ pub enum Durability {
 }
 
 /// The resource store. Implementations: [`SqliteStore`], [`PgStore`].
-pub trait Store: AccessStore + ExportStore + Send + Sync {
+pub trait Store: AccessStore + ExportStore + Hl7Store + Send + Sync {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Run `work` in one transaction; commit when it returns `Ok`, roll back otherwise.

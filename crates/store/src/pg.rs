@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/postgres/0006_oauth.sql")),
     (7, include_str!("migrations/postgres/0007_bulk_export.sql")),
     (8, include_str!("migrations/postgres/0008_dates_by_row.sql")),
+    (9, include_str!("migrations/postgres/0009_hl7_messages.sql")),
 ];
 
 /// Serialises migrations of concurrent start-ups (pg_advisory_xact_lock key).

@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/sqlite/0006_oauth.sql")),
     (7, include_str!("migrations/sqlite/0007_bulk_export.sql")),
     (8, include_str!("migrations/sqlite/0008_dates_by_row.sql")),
+    (9, include_str!("migrations/sqlite/0009_hl7_messages.sql")),
 ];
 
 /// Numbers of the search parameters (table `search_param`), by resource type and code.

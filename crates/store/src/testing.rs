@@ -59,6 +59,23 @@ pub fn drop_scratch_database(server: &str, url: &DatabaseUrl) -> Result<()> {
 /// Stands in for a store that has been closed.
 struct Closed;
 
+impl crate::Hl7Store for Closed {
+    fn hl7_messages(
+        &self,
+        _: Option<&str>,
+        _: Option<i64>,
+        _: u64,
+    ) -> Result<Vec<crate::Hl7Message>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn hl7_message(&self, _: i64) -> Result<Option<crate::Hl7Message>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn hl7_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        Err(crate::StoreError::Aborted)
+    }
+}
+
 impl Store for Closed {
     fn backend(&self) -> &'static str {
         "closed"

@@ -36,6 +36,7 @@ mod charset;
 mod delimiters;
 mod error;
 mod escape;
+pub mod map;
 mod message;
 
 use std::borrow::Cow;
@@ -46,6 +47,7 @@ pub use charset::Charset;
 pub use delimiters::Delimiters;
 pub use error::{FieldProblem, ParseError, ParseWarning};
 pub use escape::escape;
+pub use map::{to_fhir, MapError, MapOptions, Mapped, PatientIdentity};
 pub use message::{Component, Field, Fields, Message, Repetition, Segment, Segments, SubComponent};
 
 /// A crate-wide result.

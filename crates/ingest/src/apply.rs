@@ -611,7 +611,9 @@ impl Run<'_, '_> {
         // 3b. Decide every change (action, version, content) before writing any, so that the
         // caller's guard sees them all: a refused entry of a transaction rejects the whole input
         // with nothing written.
-        let mut decided: Vec<Decided> = Vec::new();
+        // Sized once: each element holds a whole new version, and growing the vector copied
+        // them into fresh pages (~5 % of the writer's time in a profile of the fixtures import).
+        let mut decided: Vec<Decided> = Vec::with_capacity(self.planned.len());
         for planned in std::mem::take(&mut self.planned) {
             if planned.failed {
                 continue;

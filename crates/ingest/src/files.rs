@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::{Payload, Unit};
 
-/// Files to import under `paths`: each file given explicitly, and every `.json`, `.ndjson` and
-/// `.jsonl` file under each directory, sorted by path so that runs are reproducible.
+/// Files to import under `paths`: each file given explicitly, and every `.json`, `.ndjson`,
+/// `.jsonl`, `.hl7` and `.er7` file under each directory, sorted by path so that runs are
+/// reproducible.
 pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
@@ -35,8 +36,25 @@ fn is_importable(path: &Path) -> bool {
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .as_deref(),
-        Some("json" | "ndjson" | "jsonl")
+        Some("json" | "ndjson" | "jsonl" | "hl7" | "er7")
     )
+}
+
+/// Whether `bytes` are HL7 v2 (ER7) rather than JSON: they start, after a byte order mark and
+/// white space, with a message header (MSH) or a batch header (FHS, BHS). Decided by content,
+/// whatever the file is called.
+pub fn is_hl7(bytes: &[u8]) -> bool {
+    let text = bytes
+        .strip_prefix(b"\xef\xbb\xbf".as_slice())
+        .unwrap_or(bytes);
+    let start = text
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(text.len());
+    let text = &text[start..];
+    ["MSH", "FHS", "BHS"].iter().any(|h| {
+        text.starts_with(h.as_bytes()) && text.len() > 3 && !text[3].is_ascii_alphanumeric()
+    })
 }
 
 /// Read one file into a [`Unit`]: NDJSON by extension, JSON otherwise.

@@ -9,6 +9,7 @@
 
 mod apply;
 pub mod files;
+pub mod hl7;
 mod speculate;
 
 use std::collections::BTreeMap;

@@ -52,9 +52,26 @@ pub enum BenchCommand {
         /// Seconds per workload.
         #[arg(long, default_value_t = 10)]
         seconds: u32,
+        /// The FHIR base URL of another server (e.g. helios-hfs) to load with the same data and
+        /// run the same workloads against, in the same run, for the ratios.
+        #[arg(long)]
+        against: Option<String>,
         /// Files or directories to import first.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// HL7 v2 over MLLP end to end: generated ADT and ORU messages sent by several connections,
+    /// each waiting for its durable acknowledgement; messages per second.
+    Mllp {
+        #[arg(long)]
+        postgres: Option<String>,
+        #[arg(long, default_value_t = 4000)]
+        messages: usize,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Commit every message alone (one fsync each) instead of in groups.
+        #[arg(long)]
+        no_group: bool,
     },
     /// Server time of the Patient 360 page of the patient with the most resources.
     Page {
@@ -76,6 +93,12 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             demo_patients,
             paths,
         } => bench_import(postgres.as_deref(), runs, demo_patients, &paths),
+        BenchCommand::Mllp {
+            postgres,
+            messages,
+            connections,
+            no_group,
+        } => bench_mllp(postgres.as_deref(), messages, connections, no_group),
         BenchCommand::Page {
             postgres,
             requests,
@@ -90,8 +113,15 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             postgres,
             demo_patients,
             seconds,
+            against,
             paths,
-        } => bench_api(postgres.as_deref(), demo_patients, seconds, &paths),
+        } => bench_api(
+            postgres.as_deref(),
+            demo_patients,
+            seconds,
+            against.as_deref(),
+            &paths,
+        ),
     }
 }
 
@@ -464,6 +494,7 @@ fn bench_api(
     postgres: Option<&str>,
     demo_patients: usize,
     seconds: u32,
+    against: Option<&str>,
     paths: &[PathBuf],
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -496,6 +527,16 @@ fn bench_api(
                 }),
         );
     }
+    let other_inputs: Vec<Value> = match against {
+        Some(_) => units
+            .iter()
+            .filter_map(|u| match &u.payload {
+                Payload::Json(b) => serde_json::from_slice(rapport_fhir::bundle::strip_bom(b)).ok(),
+                _ => None,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let summary = import_units(store.as_ref(), units, &crate::now_ms, &mut |_| {});
     eprintln!("loaded {} resources", summary.resources());
     let actor = rapport_access::audit::Actor::command_line("bench");
@@ -568,17 +609,14 @@ fn bench_api(
             let _ = rx.await;
         }));
         let base = format!("http://{addr}/fhir");
-        let workloads = [
-            ("read by id", format!("{base}/Patient/{}", largest.0)),
-            (
-                "search",
-                format!("{base}/Observation?patient={}&code={code}&date=ge2015-01-01&_sort=-date", largest.0),
-            ),
-            (
-                "$everything",
-                format!("{base}/Patient/{}/$everything", largest.0),
-            ),
-        ];
+        let largest_identifier = store
+            .read(&rapport_store::ResourceKey::new("Patient", largest.0.clone()))?
+            .and_then(|p| serde_json::from_str::<Value>(&p.content).ok())
+            .and_then(|v| {
+                let i = &v["identifier"][0];
+                Some(format!("{}|{}", i["system"].as_str()?, i["value"].as_str()?))
+            })
+            .context("the largest patient has no identifier")?;
         println!(
             "backend={} resources={} patients={} largest patient {} ({} resources); wrk -t2 -c8 -d{seconds}s --latency",
             store.backend(),
@@ -587,84 +625,270 @@ fn bench_api(
             largest.0,
             largest.1
         );
-        println!("| workload | requests/s | p50 | p99 |\n|---|---|---|---|");
-        for (name, url) in &workloads {
-            let (url, auth) = (url.clone(), format!("Authorization: Bearer {token}"));
-            let out = tokio::task::spawn_blocking(move || {
-                std::process::Command::new("wrk")
-                    .args(["-t2", "-c8", &format!("-d{seconds}s"), "--latency"])
-                    .args(["-H", &auth])
-                    .arg(url)
-                    .output()
-            })
-            .await??;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let f = parse_wrk(&text).with_context(|| format!("wrk said: {text}"))?;
-            anyhow::ensure!(f.non_2xx == 0, "{name}: {} answers were not 2xx", f.non_2xx);
-            println!(
-                "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
-                f.requests_per_sec, f.p50_ms, f.p99_ms
+        let ours = run_api_workloads(&base, Some(&token), &largest.0, &code, seconds).await?;
+        if let Some(other) = against {
+            let other = other.trim_end_matches('/').to_owned();
+            eprintln!("loading the same {} inputs into {other}", other_inputs.len());
+            let client = reqwest::Client::new();
+            let started = Instant::now();
+            let mut failed = 0;
+            for doc in &other_inputs {
+                let ok = client
+                    .post(&other)
+                    .header("content-type", "application/fhir+json")
+                    .body(doc.to_string())
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if !ok {
+                    failed += 1;
+                }
+            }
+            eprintln!(
+                "loaded in {:.1} s ({failed} of {} inputs refused)",
+                started.elapsed().as_secs_f64(),
+                other_inputs.len()
             );
+            let found: Value = client
+                .get(format!("{other}/Patient?identifier={largest_identifier}"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let their_id = found["entry"][0]["resource"]["id"]
+                .as_str()
+                .context("the other server does not find the largest patient by identifier")?
+                .to_owned();
+            println!("\nThe same workloads against {other} (largest patient {their_id}):");
+            let theirs = run_api_workloads(&other, None, &their_id, &code, seconds).await?;
+            println!("\n| workload | Rapport | other | ratio |\n|---|---|---|---|");
+            for ((name, a), (_, b)) in ours.iter().zip(&theirs) {
+                match (a, b) {
+                    (Some(a), Some(b)) => println!("| {name} | {a:.0}/s | {b:.0}/s | {:.2}x |", a / b),
+                    (Some(a), None) => println!("| {name} | {a:.0}/s | failed | |"),
+                    _ => println!("| {name} | failed | | |"),
+                }
+            }
         }
-        // Transaction bundles: a generated population posted by 4 clients at once, after its
-        // directory (practitioners and organisations the households refer to).
-        let (directory, bundles): (Vec<_>, Vec<_>) = rapport_synth::generate(&rapport_synth::DemoConfig {
+        let _ = tx.send(());
+        server.await??;
+        anyhow::Ok(())
+    })
+}
+
+/// The API workloads against one FHIR base: read by id, the typical search and `$everything` under
+/// wrk, then transaction bundles from 4 clients. Prints a table; returns each workload's rate
+/// (requests/s, resources/s for the bundles), `None` for one the server failed.
+async fn run_api_workloads(
+    base: &str,
+    token: Option<&str>,
+    patient: &str,
+    code: &str,
+    seconds: u32,
+) -> anyhow::Result<Vec<(&'static str, Option<f64>)>> {
+    let workloads = [
+        ("read by id", format!("{base}/Patient/{patient}")),
+        (
+            "search",
+            format!(
+                "{base}/Observation?patient={patient}&code={code}&date=ge2015-01-01&_sort=-date"
+            ),
+        ),
+        (
+            "$everything",
+            format!("{base}/Patient/{patient}/$everything"),
+        ),
+    ];
+    let mut rates = Vec::new();
+    println!("| workload | requests/s | p50 | p99 |\n|---|---|---|---|");
+    for (name, url) in &workloads {
+        let url = url.clone();
+        let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+        let out = tokio::task::spawn_blocking(move || {
+            let mut wrk = std::process::Command::new("wrk");
+            wrk.args(["-t2", "-c8", &format!("-d{seconds}s"), "--latency"]);
+            if let Some(auth) = auth {
+                wrk.args(["-H", &auth]);
+            }
+            wrk.arg(url).output()
+        })
+        .await??;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match parse_wrk(&text) {
+            Some(f) if f.non_2xx == 0 => {
+                println!(
+                    "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
+                    f.requests_per_sec, f.p50_ms, f.p99_ms
+                );
+                rates.push((*name, Some(f.requests_per_sec)));
+            }
+            Some(f) => {
+                println!("| {name} | {} answers were not 2xx | | |", f.non_2xx);
+                rates.push((*name, None));
+            }
+            None => {
+                println!("| {name} | wrk failed | | |");
+                rates.push((*name, None));
+            }
+        }
+    }
+    // Transaction bundles: a generated population posted by 4 clients at once, after its
+    // directory (practitioners and organisations the households refer to).
+    let (directory, bundles): (Vec<_>, Vec<_>) =
+        rapport_synth::generate(&rapport_synth::DemoConfig {
             patients: 200,
             seed: 99,
             today: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("a valid date"),
         })
         .partition(|b| !b.name.starts_with("household-"));
-        let client = reqwest::Client::new();
-        for d in directory {
-            let mut bundle = d.bundle;
-            if bundle["type"] != "transaction" {
-                bundle["type"] = "batch".into();
-            }
-            client
-                .post(&base)
-                .bearer_auth(&token)
-                .header("content-type", "application/fhir+json")
-                .body(bundle.to_string())
-                .send()
-                .await?
-                .error_for_status()?;
+    let client = reqwest::Client::new();
+    let post = |bundle: String| {
+        let mut r = client
+            .post(base)
+            .header("content-type", "application/fhir+json")
+            .body(bundle);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
         }
-        let bundles: Vec<Value> = bundles.into_iter().map(|b| b.bundle).collect();
-        let resources: usize = bundles
-            .iter()
-            .map(|b| b["entry"].as_array().map_or(0, Vec::len))
-            .sum();
-        let queue = std::sync::Arc::new(tokio::sync::Mutex::new(bundles));
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..4 {
-            let (client, queue, url, token) = (client.clone(), queue.clone(), base.clone(), token.clone());
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let Some(bundle) = queue.lock().await.pop() else {
-                        return anyhow::Ok(());
-                    };
-                    client
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .header("content-type", "application/fhir+json")
-                        .body(bundle.to_string())
-                        .send()
-                        .await?
-                        .error_for_status()?;
+        r
+    };
+    for d in directory {
+        let mut bundle = d.bundle;
+        if bundle["type"] != "transaction" {
+            bundle["type"] = "batch".into();
+        }
+        post(bundle.to_string()).send().await?.error_for_status()?;
+    }
+    let bundles: Vec<Value> = bundles.into_iter().map(|b| b.bundle).collect();
+    let resources: usize = bundles
+        .iter()
+        .map(|b| b["entry"].as_array().map_or(0, Vec::len))
+        .sum();
+    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(bundles));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let queue = queue.clone();
+        let (client, url, token) = (client.clone(), base.to_owned(), token.map(str::to_owned));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(bundle) = queue.lock().await.pop() else {
+                    return anyhow::Ok(());
+                };
+                let mut r = client
+                    .post(&url)
+                    .header("content-type", "application/fhir+json")
+                    .body(bundle.to_string());
+                if let Some(t) = &token {
+                    r = r.bearer_auth(t);
                 }
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
-        let secs = started.elapsed().as_secs_f64();
+                r.send().await?.error_for_status()?;
+            }
+        }));
+    }
+    let mut failed = false;
+    for t in tasks {
+        failed |= t.await?.is_err();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if failed {
+        println!("| transaction bundles (4 clients) | failed | | |");
+        rates.push(("transaction bundles", None));
+    } else {
         println!(
             "| transaction bundles (4 clients) | {:.0} resources/s | {resources} resources in {secs:.2} s | |",
             resources as f64 / secs
         );
-        let _ = tx.send(());
-        server.await??;
+        rates.push(("transaction bundles", Some(resources as f64 / secs)));
+    }
+    Ok(rates)
+}
+
+/// A generated message: an ADT^A04 for even `n`, an ORU^R01 with two results for odd `n`, about
+/// one of `n / 2` made-up patients.
+fn generated_hl7(n: usize) -> Vec<u8> {
+    let patient = 800_000 + n / 2;
+    let stamp = format!(
+        "2026010{}{:02}{:02}{:02}",
+        1 + n % 9,
+        n / 3600 % 24,
+        n / 60 % 60,
+        n % 60
+    );
+    let text = if n % 2 == 0 {
+        format!(
+            "MSH|^~\\&|PAS|BENCH|RAPPORT|FAC|{stamp}||ADT^A04^ADT_A01|B{n:07}|P|2.5\rEVN|A04|{stamp}\rPID|1||{patient}^^^BENCH^MR||BENCH^PATIENT{n}||19700101|F\rPV1|1|O|CLINIC^^^FAC||||||||||||||||V{n:07}^^^BENCH^VN\r"
+        )
+    } else {
+        format!(
+            "MSH|^~\\&|LAB|BENCH|RAPPORT|FAC|{stamp}||ORU^R01^ORU_R01|B{n:07}|P|2.5.1\rPID|1||{patient}^^^BENCH^MR||BENCH^PATIENT{n}||19700101|F\rOBR|1||ACC{n:07}|GLU^Glucose^L|||{stamp}\rOBX|1|NM|2345-7^Glucose^LN||{}|mg/dL|70-100|N|||F\rOBX|2|NM|2951-2^Sodium^LN||140|mmol/L|135-145|N|||F\r",
+            80 + n % 40
+        )
+    };
+    text.into_bytes()
+}
+
+fn bench_mllp(
+    postgres: Option<&str>,
+    messages: usize,
+    connections: usize,
+    no_group: bool,
+) -> anyhow::Result<()> {
+    let mut scratch = fresh_store(postgres)?;
+    let store: std::sync::Arc<dyn Store> =
+        std::sync::Arc::from(scratch.store.take().expect("a fresh store"));
+    let runtime = tokio::runtime::Runtime::new()?;
+    let backend = store.backend();
+    runtime.block_on(async move {
+        let mut feed = crate::MllpFeed::bind("127.0.0.1:0".parse()?, store.clone()).await?;
+        if no_group {
+            feed.group_max = 1;
+        }
+        let addr = feed.local_addr();
+        tokio::spawn(feed.run_until(std::future::pending()));
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..connections.max(1) {
+            let next = next.clone();
+            tasks.push(tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut stream = tokio::net::TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                let mut frames = rapport_mllp::Frames::default();
+                let mut buf = vec![0u8; 8192];
+                let mut accepted = 0usize;
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= messages {
+                        return anyhow::Ok(accepted);
+                    }
+                    stream.write_all(&rapport_mllp::frame(&generated_hl7(n))).await?;
+                    let ack = loop {
+                        if let Some(f) = frames.next_frame(1 << 20).map_err(|e| anyhow::anyhow!("{e}"))? {
+                            break f;
+                        }
+                        let read = stream.read(&mut buf).await?;
+                        anyhow::ensure!(read > 0, "the listener closed the connection");
+                        frames.push(&buf[..read]);
+                    };
+                    if String::from_utf8_lossy(&ack).contains("\rMSA|AA|") {
+                        accepted += 1;
+                    }
+                }
+            }));
+        }
+        let mut accepted = 0;
+        for t in tasks {
+            accepted += t.await??;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "backend={backend} connections={connections} grouped={} messages={messages} accepted (AA)={accepted}\n{:.0} messages/s ({secs:.2} s), each acknowledged after its durable commit",
+            !no_group,
+            messages as f64 / secs
+        );
+        anyhow::ensure!(accepted == messages, "{} messages were not accepted", messages - accepted);
         anyhow::Ok(())
     })
 }

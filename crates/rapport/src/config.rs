@@ -11,6 +11,8 @@ use rapport_store::DatabaseUrl;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where the HL7 v2 MLLP listener listens (`None`: no listener).
+    pub mllp_listen: Option<SocketAddr>,
     /// Cookies marked Secure: Rapport is reached over HTTPS (a TLS-terminating proxy in front).
     pub secure_cookies: bool,
     /// The address users and FHIR clients reach Rapport at (`https://rapport.example.org`), for
@@ -38,6 +40,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of the HL7 v2 listener (MLLP over TCP), or `off`.
+    #[arg(long, env = "RAPPORT_MLLP_LISTEN", default_value = "127.0.0.1:2575")]
+    pub mllp_listen: String,
     /// Mark session cookies Secure. Set this whenever users reach Rapport over HTTPS (behind a
     /// TLS-terminating reverse proxy; see README, "Deploying").
     #[arg(long, env = "RAPPORT_SECURE_COOKIES")]
@@ -73,8 +78,15 @@ impl ServeArgs {
                 Some(parsed.as_str().trim_end_matches('/').to_owned())
             }
         };
+        let mllp_listen = match self.mllp_listen.trim() {
+            "" | "off" | "none" => None,
+            a => Some(a.parse().with_context(|| {
+                format!("--mllp-listen / RAPPORT_MLLP_LISTEN '{a}' is not an address or 'off'")
+            })?),
+        };
         Ok(Config {
             listen: self.listen,
+            mllp_listen,
             secure_cookies: self.secure_cookies,
             public_url,
             data_dir: self.store.data_dir.clone(),

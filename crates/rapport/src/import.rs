@@ -11,10 +11,28 @@ use rapport_store::Store;
 
 /// Import files and directories. Returns the summary; the caller decides the exit code.
 pub fn import_paths(store: &dyn Store, paths: &[PathBuf]) -> anyhow::Result<Summary> {
-    let files = files::collect_files(paths).context("cannot read the import paths")?;
-    let bar = progress_bar(files.len() as u64, "files");
+    let all = files::collect_files(paths).context("cannot read the import paths")?;
     let started = Instant::now();
     let mut read_errors = Vec::new();
+    // HL7 v2 files (by content) go through the feed's path; the rest is FHIR JSON.
+    let mut hl7 = Vec::new();
+    let mut files = Vec::new();
+    for path in all {
+        let head = std::fs::File::open(&path).and_then(|mut f| {
+            let mut buf = [0u8; 64];
+            let n = std::io::Read::read(&mut f, &mut buf)?;
+            Ok(buf[..n].to_vec())
+        });
+        let hl7_name = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("hl7") || e.eq_ignore_ascii_case("er7"));
+        match head {
+            Ok(head) if hl7_name || files::is_hl7(&head) => hl7.push(path),
+            _ => files.push(path),
+        }
+    }
+    let bar = progress_bar(files.len() as u64, "files");
     let units = files
         .iter()
         .filter_map(|path| match files::read_unit(path) {
@@ -38,16 +56,59 @@ pub fn import_paths(store: &dyn Store, paths: &[PathBuf]) -> anyhow::Result<Summ
         }
     });
     bar.finish_and_clear();
+    let mut messages = rapport_ingest::hl7::Hl7FileReport::default();
+    let options = rapport_hl7::map::MapOptions::default();
+    for path in &hl7 {
+        let name = path.display().to_string();
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let r = rapport_ingest::hl7::import_file(
+                    store,
+                    &name,
+                    &bytes,
+                    crate::now_ms(),
+                    &options,
+                );
+                for e in &r.errors {
+                    eprintln!("error: {e}");
+                }
+                messages.messages += r.messages;
+                messages.applied += r.applied;
+                messages.duplicates += r.duplicates;
+                summary.errors.extend(r.errors);
+            }
+            Err(e) => read_errors.push(rapport_ingest::ImportError {
+                file: name,
+                entry: None,
+                message: format!("cannot read the file: {e}"),
+                retryable: false,
+                conflict: false,
+                forbidden: false,
+            }),
+        }
+    }
     for e in &read_errors {
         eprintln!("error: {e}");
     }
     summary.failed_inputs += read_errors.len();
     summary.inputs += read_errors.len();
     summary.errors.extend(read_errors);
-    println!(
-        "{}",
-        summary_line(&summary, started.elapsed().as_secs_f64(), "files")
-    );
+    if !files.is_empty() || hl7.is_empty() {
+        println!(
+            "{}",
+            summary_line(&summary, started.elapsed().as_secs_f64(), "files")
+        );
+    }
+    if !hl7.is_empty() {
+        println!(
+            "HL7 v2: {} files, {} messages: {} applied, {} already stored, {} not accepted",
+            hl7.len(),
+            messages.messages,
+            messages.applied,
+            messages.duplicates,
+            messages.messages - messages.applied - messages.duplicates
+        );
+    }
     Ok(summary)
 }
 

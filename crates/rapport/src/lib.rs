@@ -77,6 +77,90 @@ impl Application {
     }
 }
 
+/// The HL7 v2 feed: an MLLP listener whose messages a group writer commits (rapport-mllp,
+/// rapport_ingest::hl7). Bound, not yet serving.
+pub struct MllpFeed {
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    options: rapport_hl7::map::MapOptions,
+    /// The most messages committed together (1: one commit, one fsync, per message).
+    pub group_max: usize,
+}
+
+impl MllpFeed {
+    pub async fn bind(listen: SocketAddr, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for MLLP on {listen}"))?;
+        Ok(MllpFeed {
+            listener,
+            store,
+            options: rapport_hl7::map::MapOptions::default(),
+            group_max: rapport_ingest::hl7::GROUP_MAX_MESSAGES,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serve until `shutdown` completes. Each message is answered once the group it was
+    /// committed with is on disk.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (queue, queued) = std::sync::mpsc::channel::<rapport_ingest::hl7::Queued>();
+        let (store, options, group_max) =
+            (self.store.clone(), self.options.clone(), self.group_max);
+        let writer = std::thread::Builder::new()
+            .name("hl7-writer".into())
+            .spawn(move || {
+                rapport_ingest::hl7::group_writer(
+                    store.as_ref(),
+                    &options,
+                    queued,
+                    &now_ms,
+                    group_max,
+                )
+            })
+            .context("cannot start the HL7 writer")?;
+        let queue = std::sync::Mutex::new(queue);
+        let handler: rapport_mllp::Handler = Arc::new(move |raw: Vec<u8>, peer: SocketAddr| {
+            let (reply, receipt) = tokio::sync::oneshot::channel();
+            let input = rapport_ingest::hl7::Hl7Input {
+                raw,
+                feed: format!("mllp {}", peer.ip()),
+            };
+            let sent = queue.lock().expect("queue lock").send((
+                input,
+                Box::new(move |r| {
+                    let _ = reply.send(r);
+                }),
+            ));
+            Box::pin(async move {
+                match (sent, receipt.await) {
+                    (Ok(()), Ok(r)) => r.ack,
+                    // The writer is gone (shutting down): no answer is better than a false one;
+                    // an empty frame makes the sender retry.
+                    _ => Vec::new(),
+                }
+            })
+        });
+        rapport_mllp::serve(
+            self.listener,
+            rapport_mllp::Limits::default(),
+            handler,
+            shutdown,
+        )
+        .await;
+        drop(writer);
+        Ok(())
+    }
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

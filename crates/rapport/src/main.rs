@@ -224,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn store_only(args: &StoreArgs) -> anyhow::Result<rapport::Config> {
     Ok(rapport::Config {
         listen: "127.0.0.1:0".parse().expect("a valid address"),
+        mllp_listen: None,
         secure_cookies: false,
         public_url: None,
         data_dir: args.data_dir.clone(),
@@ -253,10 +254,23 @@ fn serve(
         ..rapport_web::Settings::default()
     };
     let listen = config.listen;
+    let (config_mllp, feed_store) = (config.mllp_listen, store.clone());
     runtime.block_on(async move {
         let app =
             Application::build_with(listen, rapport_web::AppState::new(store, settings)).await?;
         println!("Rapport is serving on http://{}/", app.local_addr());
-        app.run_until(shutdown_signal()).await
+        let feed = match config_mllp {
+            Some(addr) => {
+                let feed = rapport::MllpFeed::bind(addr, feed_store).await?;
+                println!("HL7 v2 (MLLP) on {}", feed.local_addr());
+                Some(tokio::spawn(feed.run_until(shutdown_signal())))
+            }
+            None => None,
+        };
+        app.run_until(shutdown_signal()).await?;
+        if let Some(feed) = feed {
+            feed.abort();
+        }
+        Ok(())
     })
 }

@@ -59,6 +59,11 @@ pub fn drop_scratch_database(server: &str, url: &DatabaseUrl) -> Result<()> {
 /// Stands in for a store that has been closed.
 struct Closed;
 
+/// A store whose every write fails (a database outage, for tests of what happens then).
+pub fn closed() -> Box<dyn Store> {
+    Box::new(Closed)
+}
+
 impl crate::Hl7Store for Closed {
     fn hl7_messages(
         &self,

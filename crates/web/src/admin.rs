@@ -65,7 +65,7 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
 
 /// Admin pages are for people at a browser: an API token, whatever its scopes, cannot manage
 /// accounts or read the audit trail here.
-fn require_admin(caller: &Caller) -> Result<(), WebError> {
+pub(crate) fn require_admin(caller: &Caller) -> Result<(), WebError> {
     if caller.principal.is_admin() && caller.session.is_some() {
         Ok(())
     } else {

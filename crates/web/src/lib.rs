@@ -14,6 +14,7 @@ mod console;
 mod error;
 mod fhir;
 mod form;
+mod interfaces;
 mod login;
 mod page;
 mod security;
@@ -269,6 +270,7 @@ fn book() -> RouteBook {
     let book = console::routes(book);
     let book = fhir::routes(book);
     let book = smart::routes(book);
+    let book = interfaces::routes(book);
     admin::routes(book)
 }
 

@@ -68,6 +68,7 @@ pub(crate) fn layout(title: &str, caller: Option<&Caller>, body: Markup) -> Mark
                             a href="/admin/users" { "Users" }
                             a href="/admin/audit" { "Audit trail" }
                             a href="/admin/break-glass" { "Break-the-glass reviews" }
+                            a href="/admin/interfaces" { "Interfaces" }
                         }
                         span.spacer {}
                         span.who { (c.principal.name) " (" (c.principal.role_label()) ")" }

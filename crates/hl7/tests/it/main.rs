@@ -7,4 +7,6 @@ mod edge_cases;
 mod escaping;
 mod fixtures;
 mod hard_cases;
+mod map;
+mod map_support;
 mod support;

@@ -4,4 +4,5 @@
 mod fixtures;
 mod hard_cases;
 mod helpers;
+mod hl7;
 mod semantics;

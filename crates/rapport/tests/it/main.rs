@@ -9,4 +9,5 @@ mod clients;
 mod console;
 mod fhir;
 mod helpers;
+mod hl7;
 mod smart;

@@ -1,0 +1,144 @@
+//! The Interfaces page (`/admin/interfaces`): HL7 v2 messages received per feed and status, the
+//! ones not applied with their reasons, and a re-process action once a mapping is fixed. It shows
+//! what identifies a message (feed, type, control id, outcome), never its content: the raw
+//! message is patient data, which admins do not read.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, Redirect};
+use axum::routing::{get, post};
+use maud::html;
+use serde::Deserialize;
+
+use crate::form::Form;
+use crate::page::layout;
+use crate::view::format_ms;
+use crate::{AppState, Caller, RouteAccess, RouteBook, WebError};
+
+pub(crate) fn routes(book: RouteBook) -> RouteBook {
+    book.add(
+        "GET",
+        "/admin/interfaces",
+        RouteAccess::Admin,
+        get(interfaces),
+    )
+    .add(
+        "POST",
+        "/admin/interfaces/{id}/reprocess",
+        RouteAccess::Admin,
+        post(reprocess),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Filter {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+const PAGE: u64 = 100;
+
+async fn interfaces(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(f): Query<Filter>,
+) -> Result<Html<String>, WebError> {
+    crate::admin::require_admin(&caller)?;
+    let status = f
+        .status
+        .filter(|s| matches!(s.as_str(), "applied" | "ignored" | "error" | "rejected"));
+    let (st, before) = (status.clone(), f.before);
+    let (counts, messages) = state
+        .with_store(move |s| {
+            Ok((
+                s.hl7_counts()?,
+                s.hl7_messages(st.as_deref(), before, PAGE)?,
+            ))
+        })
+        .await?;
+    let csrf = caller.csrf().unwrap_or_default().to_owned();
+    let body = html! {
+        h1 { "Interfaces" }
+        p.muted { "HL7 v2 messages received over MLLP and from files. Each was acknowledged AA only once it and what it says were stored; those not applied are kept with the reason." }
+        section.card aria-labelledby="feeds" {
+            h2 #feeds { "Messages per feed" }
+            @if counts.is_empty() { p { "No message received yet." } }
+            table {
+                thead { tr { th { "Feed" } th { "Status" } th { "Messages" } } }
+                tbody {
+                    @for (feed, status, n) in &counts {
+                        tr {
+                            td { (feed) }
+                            td { a href={ "/admin/interfaces?status=" (status) } { (status) } }
+                            td { (n) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Messages" @if let Some(s) = &status { " (" (s) ")" } }
+        p { a href="/admin/interfaces" { "All" } " · " a href="/admin/interfaces?status=error" { "Errors" } " · " a href="/admin/interfaces?status=rejected" { "Rejected" } }
+        table {
+            thead { tr { th { "#" } th { "Received" } th { "Feed" } th { "Type" } th { "Control id" } th { "Status" } th { "ACK" } th { "Reason" } th {} } }
+            tbody {
+                @for m in &messages {
+                    @let o = &m.message.outcome;
+                    tr {
+                        td { (m.message_id) }
+                        td { (format_ms(m.message.received_at_ms)) }
+                        td { (m.message.feed) }
+                        td { (m.message.message_type) }
+                        td { (m.message.control_id) }
+                        td { @if o.status == "error" || o.status == "rejected" { span.badge.warn { (o.status) } } @else { (o.status) } }
+                        td { (o.ack_code) }
+                        td.muted { (o.detail.as_deref().unwrap_or("")) }
+                        td {
+                            @if o.status == "error" || o.status == "rejected" {
+                                form.inline method="post" action={ "/admin/interfaces/" (m.message_id) "/reprocess" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    button type="submit" { "Re-process" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if messages.len() as u64 == PAGE {
+            @if let Some(last) = messages.last() {
+                p { a href={ "/admin/interfaces?before=" (last.message_id) @if let Some(s) = &status { "&status=" (s) } } { "Older messages" } }
+            }
+        }
+    };
+    Ok(Html(
+        layout("Interfaces", Some(&caller), body).into_string(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReprocessForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Map and apply a kept message again (after its mapping was fixed), recording the new outcome.
+async fn reprocess(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Form(f): Form<ReprocessForm>,
+) -> Result<Redirect, WebError> {
+    crate::admin::require_admin(&caller)?;
+    caller.check_csrf(&f.csrf)?;
+    let now = state.clock.now_ms();
+    let done = state
+        .with_store(move |s| {
+            rapport_ingest::hl7::reprocess(s, id, now, &rapport_hl7::map::MapOptions::default())
+        })
+        .await?;
+    if done.is_none() {
+        return Err(WebError::NotFound);
+    }
+    Ok(Redirect::to("/admin/interfaces"))
+}

@@ -23,8 +23,14 @@ pub struct Hl7Input {
 /// What became of one message, and the acknowledgement to send for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hl7Receipt {
-    /// The acknowledgement message (segments ended by CR; MLLP framing is the listener's).
+    /// The application acknowledgement (AA, AE, AR; segments ended by CR; MLLP framing is the
+    /// listener's).
     pub ack: Vec<u8>,
+    /// What to send back, in order: in original mode the application acknowledgement; in
+    /// enhanced mode (MSH-15/16 valued) the accept acknowledgement (CA: committed to safe
+    /// storage) and/or the application acknowledgement, as MSH-15 and MSH-16 ask (AL always,
+    /// NE never, ER only on error, SU only on success; HL7 v2 chapter 2, acknowledgment modes).
+    pub send: Vec<Vec<u8>>,
     pub code: AckCode,
     /// The recorded message (`None` for a resend that was recognised, or when nothing could be
     /// recorded).
@@ -100,8 +106,10 @@ fn receive_one(
                     processed_at_ms: now_ms,
                 },
             })?;
+            let ack = reject_unparsed(&input.raw, &detail, now_ms, id).into_bytes();
             return Ok(Hl7Receipt {
-                ack: reject_unparsed(&input.raw, &detail, now_ms, id).into_bytes(),
+                send: vec![ack.clone()],
+                ack,
                 code: AckCode::AR,
                 message_id: Some(id),
                 duplicate: false,
@@ -122,8 +130,10 @@ fn receive_one(
         .find(|(_, h, status)| *h == sha256 && (status == "applied" || status == "ignored"))
     {
         // The same message again (a lost ACK, a restart): acknowledged, not applied twice.
+        let ack = ack_text(msg, AckCode::AA, None, now_ms, *id).into_bytes();
         return Ok(Hl7Receipt {
-            ack: ack_text(msg, AckCode::AA, None, now_ms, *id).into_bytes(),
+            send: to_send(msg, AckCode::AA, &ack, now_ms, *id),
+            ack,
             code: AckCode::AA,
             message_id: None,
             duplicate: true,
@@ -170,8 +180,10 @@ fn receive_one(
             outcome,
         })?,
     };
+    let ack = ack_text(msg, code, error.as_ref(), now_ms, id).into_bytes();
     Ok(Hl7Receipt {
-        ack: ack_text(msg, code, error.as_ref(), now_ms, id).into_bytes(),
+        send: to_send(msg, code, &ack, now_ms, id),
+        ack,
         code,
         message_id: Some(id),
         duplicate: false,
@@ -195,6 +207,30 @@ fn process(
     options: &MapOptions,
     notes: &mut Vec<String>,
 ) -> Result<Processed, StoreError> {
+    // PID-3 identifiers without an assigning authority are the sender's own numbers: their
+    // system names the sending facility (MSH-4), so that the same number from two facilities
+    // is two patients (hard case B39).
+    let facility = msg.sending_facility();
+    let per_sender;
+    let options = if facility.is_empty() {
+        options
+    } else {
+        let encoded: String = facility
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        per_sender = MapOptions {
+            default_identifier_system: format!("urn:rapport:hl7v2:facility:{encoded}:mrn"),
+            ..options.clone()
+        };
+        &per_sender
+    };
     Ok(match rapport_hl7::map::to_fhir(msg, key, options) {
         Err(e) => {
             notes.insert(0, e.message.clone());
@@ -554,6 +590,32 @@ fn rewrite_reference(value: &mut serde_json::Value, from: &str, to: &str) {
     }
 }
 
+/// What goes back for a message recorded with application acknowledgement `code` (`ack`): see
+/// [`Hl7Receipt::send`]. In enhanced mode the accept acknowledgement is CA: the message is
+/// committed to safe storage whatever its application outcome (a store failure never gets here:
+/// it is answered AE, or CE in enhanced mode, by [`internal_error`]).
+fn to_send(msg: &Message<'_>, code: AckCode, ack: &[u8], now_ms: i64, id: i64) -> Vec<Vec<u8>> {
+    let (accept, application) = (msg.accept_ack_type(), msg.application_ack_type());
+    if accept.is_empty() && application.is_empty() {
+        return vec![ack.to_vec()];
+    }
+    // A condition left empty in enhanced mode is taken as "always".
+    let wanted = |condition: &str, success: bool| match condition {
+        "NE" => false,
+        "ER" => !success,
+        "SU" => success,
+        _ => true,
+    };
+    let mut out = Vec::new();
+    if wanted(&accept, true) {
+        out.push(ack_text(msg, AckCode::CA, None, now_ms, id).into_bytes());
+    }
+    if wanted(&application, code == AckCode::AA) {
+        out.push(ack.to_vec());
+    }
+    out
+}
+
 fn ack_error(e: &MapError) -> AckError {
     let mut a = AckError::new(e.code).with_text(&e.message);
     a.segment = Some(e.segment.clone());
@@ -609,21 +671,28 @@ fn internal_error(input: &Hl7Input, now_ms: i64) -> Hl7Receipt {
     let error = AckError::new(ErrorCode::ApplicationInternalError)
         .with_text("the message could not be stored; send it again");
     let ack = match rapport_hl7::parse_bytes(&input.raw) {
-        Ok(p) => rapport_hl7::ack(
-            &p.message,
-            AckCode::AE,
-            Some(&error),
-            &hl7_time(now_ms),
-            "RAPPORT0",
-        ),
+        Ok(p) => {
+            let enhanced = !p.message.accept_ack_type().is_empty()
+                || !p.message.application_ack_type().is_empty();
+            rapport_hl7::ack(
+                &p.message,
+                // Enhanced mode: a commit error, so the sender keeps the message and retries.
+                if enhanced { AckCode::CE } else { AckCode::AE },
+                Some(&error),
+                &hl7_time(now_ms),
+                "RAPPORT0",
+            )
+        }
         Err(_) => format!(
             "MSH|^~\\&|RAPPORT|RAPPORT|||{}||ACK|RAPPORT0|P|2.5\rMSA|AE|{}\rERR|||207^Application internal error^HL70357|E\r",
             hl7_time(now_ms),
             crude_control_id(&input.raw).replace(['|', '^', '~', '\\', '&'], "")
         ),
     };
+    let ack = ack.into_bytes();
     Hl7Receipt {
-        ack: ack.into_bytes(),
+        send: vec![ack.clone()],
+        ack,
         code: AckCode::AE,
         message_id: None,
         duplicate: false,

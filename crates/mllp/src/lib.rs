@@ -141,10 +141,11 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A future of the answer to one message.
-pub type Answer = Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
+/// A future of the answer to one message: the messages to send back, each framed (none, one, or
+/// in HL7's enhanced mode an accept and an application acknowledgement).
+pub type Answer = Pin<Box<dyn Future<Output = Vec<Vec<u8>>> + Send>>;
 
-/// What answers each message: given its bytes and the peer's address, the acknowledgement.
+/// What answers each message: given its bytes and the peer's address, the acknowledgements.
 pub type Handler = Arc<dyn Fn(Vec<u8>, SocketAddr) -> Answer + Send + Sync>;
 
 /// Accept connections on `listener` until `shutdown` resolves; each connection runs on its own
@@ -185,8 +186,12 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, limits: Limits, han
         loop {
             match frames.next_frame(limits.max_frame_bytes) {
                 Ok(Some(message)) => {
-                    let answer = handler(message, peer).await;
-                    if stream.write_all(&frame(&answer)).await.is_err() {
+                    let answers = handler(message, peer).await;
+                    let mut out = Vec::new();
+                    for answer in &answers {
+                        out.extend(frame(answer));
+                    }
+                    if !out.is_empty() && stream.write_all(&out).await.is_err() {
                         return;
                     }
                 }

@@ -815,7 +815,7 @@ fn generated_hl7(n: usize) -> Vec<u8> {
         n / 60 % 60,
         n % 60
     );
-    let text = if n % 2 == 0 {
+    let text = if n.is_multiple_of(2) {
         format!(
             "MSH|^~\\&|PAS|BENCH|RAPPORT|FAC|{stamp}||ADT^A04^ADT_A01|B{n:07}|P|2.5\rEVN|A04|{stamp}\rPID|1||{patient}^^^BENCH^MR||BENCH^PATIENT{n}||19700101|F\rPV1|1|O|CLINIC^^^FAC||||||||||||||||V{n:07}^^^BENCH^VN\r"
         )

@@ -142,9 +142,9 @@ impl MllpFeed {
             ));
             Box::pin(async move {
                 match (sent, receipt.await) {
-                    (Ok(()), Ok(r)) => r.ack,
-                    // The writer is gone (shutting down): no answer is better than a false one;
-                    // an empty frame makes the sender retry.
+                    (Ok(()), Ok(r)) => r.send,
+                    // The writer is gone (shutting down): no answer is better than a false
+                    // one; the sender, waiting, sends it again.
                     _ => Vec::new(),
                 }
             })

@@ -232,7 +232,7 @@ fn encounter_from_pv1(
     pv1: Seg<'_>,
     trigger: &str,
     patient: &PatientRef,
-) -> Result<(String, Vec<(&'static str, &'static str, Value)>), MapError> {
+) -> Result<(String, Vec<TeamMember>), MapError> {
     let visit = visit_identifier(ctx, pv1);
     let (class_system, class_code, class_display) = codes::encounter_class(&first(&pv1.field(2)));
     let start = ctx.date_time(&first(&pv1.field(44)), &pv1.at(44));
@@ -251,7 +251,6 @@ fn encounter_from_pv1(
             "in-progress"
         }
         "A08" if end.is_some() => "finished",
-        "A08" | "A01" | "A04" if class_code == "PRENC" => "planned",
         _ => "in-progress",
     };
     let (participants, team) = encounter_participants(ctx, pv1);

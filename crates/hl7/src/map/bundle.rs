@@ -18,7 +18,10 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use super::datatypes::Ident;
-use super::sha1::uuid_v5;
+/// A version 5 UUID of `name` in `namespace` (RFC 9562 section 5.5), in its text form.
+fn uuid_v5(namespace: &[u8; 16], name: &[u8]) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::from_bytes(*namespace), name).to_string()
+}
 
 /// The namespace of Rapport's HL7 v2 full URLs: uuid5(URL namespace, "urn:rapport:hl7v2").
 const NAMESPACE: [u8; 16] = [

@@ -311,7 +311,7 @@ pub(crate) fn medication_request_status(control: &str, status: &str) -> &'static
 pub(crate) fn doses_per_day(pattern: &str) -> Option<f64> {
     let p = pattern.trim().to_ascii_uppercase();
     let fixed = match p.as_str() {
-        "QD" | "QAM" | "QPM" | "QHS" | "QDAY" | "DAILY" | "Q24H" | "QOD_NEVER" => Some(1.0),
+        "QD" | "QAM" | "QPM" | "QHS" | "QDAY" | "DAILY" | "Q24H" => Some(1.0),
         "BID" | "Q12H" => Some(2.0),
         "TID" | "Q8H" => Some(3.0),
         "QID" | "Q6H" => Some(4.0),

@@ -371,7 +371,9 @@ impl Dtm {
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         _ => 31,
     }
@@ -402,26 +404,10 @@ fn format_offset(minutes: i32) -> String {
     format!("{sign}{:02}:{:02}", m / 60, m % 60)
 }
 
-/// Standard Base64 (RFC 4648 section 4) with padding.
+/// Standard Base64 (RFC 4648 section 4) with padding, as FHIR base64Binary is written.
 pub(crate) fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Base64 text as a sender wrote it, without line breaks or spaces; `None` when it is not
@@ -489,6 +475,12 @@ impl Cwe {
     pub(crate) fn concept(&self) -> Option<Value> {
         if self.is_empty() {
             return None;
+        }
+        // Free text in CWE-1 alone (RXE-7 instructions, OBX-5 of careless senders) is text,
+        // not a code.
+        if self.text.is_empty() && self.system.is_empty() && self.code.contains(char::is_whitespace)
+        {
+            return Some(json!({ "text": self.code }));
         }
         let mut codings = Vec::new();
         if let Some(c) = coding(&self.code, &self.text, &self.system, &self.version) {

@@ -23,7 +23,6 @@ mod datatypes;
 mod mdm;
 mod oru;
 mod pharmacy;
-mod sha1;
 mod siu;
 mod vxu;
 

@@ -518,12 +518,19 @@ fn reference_range(ctx: &Ctx<'_, '_>, obx: Seg<'_>, unit: &Cwe) -> Value {
         return Value::Null;
     }
     let q = |v: Value| ctx.quantity(v, unit);
-    let range = if let Some(rest) = text.strip_prefix("<=").or_else(|| text.strip_prefix('<')) {
+    // `[ < 4.5]`, `(3.5-5.0)`, `13 to 18`: the same ranges, written differently.
+    let bare = text
+        .trim_start_matches(['[', '('])
+        .trim_end_matches([']', ')'])
+        .trim()
+        .replace(" to ", "-");
+    let bare = bare.trim();
+    let range = if let Some(rest) = bare.strip_prefix("<=").or_else(|| bare.strip_prefix('<')) {
         decimal(rest).map(|high| json!({ "high": q(high) }))
-    } else if let Some(rest) = text.strip_prefix(">=").or_else(|| text.strip_prefix('>')) {
+    } else if let Some(rest) = bare.strip_prefix(">=").or_else(|| bare.strip_prefix('>')) {
         decimal(rest).map(|low| json!({ "low": q(low) }))
     } else {
-        split_range(&text).map(|(low, high)| json!({ "low": q(low), "high": q(high) }))
+        split_range(bare).map(|(low, high)| json!({ "low": q(low), "high": q(high) }))
     };
     let mut range = range.unwrap_or_else(|| json!({}));
     range["text"] = json!(text);

@@ -181,7 +181,8 @@ fn timing<'c>(order: &Order<'c>) -> Option<Seg<'c>> {
 /// TQ1-3 repeat pattern (RPT: code ^ text …), else RXE-1.2 / ORC-7.2 (TQ interval).
 fn repeat_pattern(order: &Order<'_>) -> Cwe {
     if let Some(tq1) = timing(order) {
-        let cwe = Cwe::from_rep(&tq1.field(3).repetition(1));
+        // RPT: the repeat pattern code is a CWE in component 1's subcomponents.
+        let cwe = Cwe::from_component(&tq1.field(3).repetition(1).component(1));
         if !cwe.is_empty() {
             return cwe;
         }
@@ -209,7 +210,9 @@ fn repeat_pattern(order: &Order<'_>) -> Cwe {
 /// The dose a day in dispense units, when the order says it.
 fn daily_dose(fields: &OrderFields, order: &Order<'_>) -> Option<f64> {
     if let Some((amount, units)) = &fields.daily_dose {
-        if same_units(units, &fields.dispense_units) {
+        // A total daily dose counts only with its units stated (RXE-19 is often filled
+        // with other things).
+        if !units.is_empty() && same_units(units, &fields.dispense_units) {
             if let Ok(n) = amount.parse::<f64>() {
                 if n > 0.0 {
                     return Some(n);
@@ -550,7 +553,7 @@ fn dispense_days_supply(
     let daily: Option<f64> = comp(&dose, 1).parse().ok();
     let daily_units = Cwe::from_component(&dose.component(2));
     let per_day = match daily {
-        Some(d) if d > 0.0 && same_units(&daily_units, units) => Some(d),
+        Some(d) if d > 0.0 && !daily_units.is_empty() && same_units(&daily_units, units) => Some(d),
         _ => {
             let fields = order_fields_if_any(order)?;
             if same_units(&fields.dispense_units, units) {

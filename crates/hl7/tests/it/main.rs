@@ -8,5 +8,6 @@ mod escaping;
 mod fixtures;
 mod hard_cases;
 mod map;
+mod map_cases;
 mod map_support;
 mod support;

@@ -219,3 +219,64 @@ fn b10_merges_move_the_data_refuse_self_merges_and_cycles_and_replays_are_harmle
         .unwrap();
     assert!(p.content.contains("TESTTOWN"));
 }
+
+#[test]
+fn enhanced_mode_sends_the_accept_and_application_acknowledgements_msh_15_and_16_ask_for() {
+    let db = store();
+    let s = db.store.as_ref();
+    let adt = |ctrl: &str, accept: &str, application: &str| {
+        format!("MSH|^~\\&|ADT|HOSP01|PRM|FAC01|20230401120000||ADT^A04^ADT_A01|{ctrl}|P|2.5|||{accept}|{application}\nPID|1||000777^^^HOSP01^MR||TEST^PATIENT||19700101|M\nPV1|1|O\n")
+    };
+    let codes = |r: &Hl7Receipt| -> Vec<String> {
+        r.send
+            .iter()
+            .map(|m| {
+                let text = String::from_utf8_lossy(m).into_owned();
+                text.split('\r')
+                    .find_map(|seg| seg.strip_prefix("MSA|"))
+                    .map(|rest| rest.split('|').next().unwrap_or("").to_owned())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    // Original mode (MSH-15/16 empty): the application acknowledgement only.
+    assert_eq!(codes(&one(s, &adt("E1", "", ""))), ["AA"]);
+    // B08's form: accept always, application never.
+    assert_eq!(codes(&one(s, &adt("E2", "AL", "NE"))), ["CA"]);
+    assert_eq!(codes(&one(s, &adt("E3", "NE", "AL"))), ["AA"]);
+    assert_eq!(codes(&one(s, &adt("E4", "AL", "AL"))), ["CA", "AA"]);
+    // Application acknowledgement on error only: none for a success.
+    assert_eq!(codes(&one(s, &adt("E5", "AL", "ER"))), ["CA"]);
+    // An unmapped message in enhanced mode: committed (CA), then AE as asked on error.
+    let unmapped = "MSH|^~\\&|ADT|HOSP01|PRM|FAC01|20230401120000||ADT^A47^ADT_A30|E6|P|2.5|||AL|ER\nPID|1||000777^^^HOSP01^MR||TEST^PATIENT\n";
+    assert_eq!(codes(&one(s, unmapped)), ["CA", "AE"]);
+    // The store down: a commit error, so that the sender retries.
+    let closed = rapport_store::testing::closed();
+    let r = receive(
+        closed.as_ref(),
+        &[input(&adt("E7", "AL", "NE"))],
+        NOW,
+        &MapOptions::default(),
+    );
+    assert_eq!(codes(&r[0]), ["CE"]);
+}
+
+#[test]
+fn b39_the_same_mrn_without_an_authority_from_two_facilities_is_two_patients() {
+    let db = store();
+    let s = db.store.as_ref();
+    let adt = |facility: &str, ctrl: &str| {
+        format!("MSH|^~\\&|ADT|{facility}|PRM|FAC01|20230401120000||ADT^A04^ADT_A01|{ctrl}|P|2.5\nPID|1||123456||TEST^PATIENT||19700101|M\nPV1|1|O\n")
+    };
+    assert_eq!(one(s, &adt("NORTH CLINIC", "F1")).code, AckCode::AA);
+    assert_eq!(one(s, &adt("SOUTH", "F2")).code, AckCode::AA);
+    assert_eq!(
+        patients(s, "urn:rapport:hl7v2:facility:NORTH%20CLINIC:mrn", "123456").len(),
+        1
+    );
+    assert_eq!(
+        patients(s, "urn:rapport:hl7v2:facility:SOUTH:mrn", "123456").len(),
+        1
+    );
+    assert_eq!(s.counts_by_type().unwrap().get("Patient"), Some(&2));
+}

@@ -15,7 +15,7 @@ async fn start(limits: Limits) -> std::net::SocketAddr {
             if message.starts_with(b"slow") {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            [b"ACK:".as_slice(), &message].concat()
+            vec![[b"ACK:".as_slice(), &message].concat()]
         })
     });
     tokio::spawn(serve(listener, limits, handler, std::future::pending()));

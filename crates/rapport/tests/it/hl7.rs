@@ -32,14 +32,19 @@ fn mllp_send() -> Option<PathBuf> {
     None
 }
 
-/// A feed listening on a free port, over `store`.
-async fn start_feed(store: std::sync::Arc<dyn Store>) -> SocketAddr {
-    let feed = rapport::MllpFeed::bind("127.0.0.1:0".parse().unwrap(), store)
-        .await
-        .unwrap();
-    let addr = feed.local_addr();
-    tokio::spawn(feed.run_until(std::future::pending()));
-    addr
+/// A feed listening on a free port, over `store`, on a runtime of its own (the test itself is
+/// synchronous: the PostgreSQL client blocks).
+fn start_feed(store: std::sync::Arc<dyn Store>) -> (tokio::runtime::Runtime, SocketAddr) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let addr = runtime.block_on(async {
+        let feed = rapport::MllpFeed::bind("127.0.0.1:0".parse().unwrap(), store)
+            .await
+            .unwrap();
+        let addr = feed.local_addr();
+        tokio::spawn(feed.run_until(std::future::pending()));
+        addr
+    });
+    (runtime, addr)
 }
 
 /// Every `MSA|code|control id` in what mllp_send printed, in order.
@@ -74,13 +79,13 @@ fn patients_with(store: &dyn Store, system: &str, value: &str) -> usize {
         .len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mllp_send_gets_one_acknowledgement_per_fixture_message_and_resending_changes_nothing() {
+#[test]
+fn mllp_send_gets_one_acknowledgement_per_fixture_message_and_resending_changes_nothing() {
     let Some(mllp_send) = mllp_send() else { return };
     let db = fresh_store().unwrap();
     let store: std::sync::Arc<dyn Store> =
         std::sync::Arc::from(rapport_store::open(&db.url).unwrap());
-    let addr = start_feed(store.clone()).await;
+    let (_runtime, addr) = start_feed(store.clone());
     // Every fixture message, framed into one MLLP stream per file (mllp_send's input format).
     let dir = fixtures_dir().join("hl7v2");
     let mut files: Vec<PathBuf> = walk(&dir);
@@ -120,7 +125,7 @@ async fn mllp_send_gets_one_acknowledgement_per_fixture_message_and_resending_ch
         );
         acks_in(&String::from_utf8_lossy(&out.stdout))
     };
-    let first = tokio::task::spawn_blocking(run.clone()).await.unwrap();
+    let first = run.clone()();
     assert_eq!(
         first.len(),
         expected.len(),
@@ -165,7 +170,7 @@ async fn mllp_send_gets_one_acknowledgement_per_fixture_message_and_resending_ch
         "{counts:?}"
     );
     // Everything again: each message is recognised (B45), answered as before, applied once.
-    let second = tokio::task::spawn_blocking(run).await.unwrap();
+    let second = run();
     assert_eq!(
         second.iter().map(|a| &a.0).collect::<Vec<_>>(),
         first.iter().map(|a| &a.0).collect::<Vec<_>>()

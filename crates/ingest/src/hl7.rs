@@ -26,10 +26,9 @@ pub struct Hl7Receipt {
     /// The application acknowledgement (AA, AE, AR; segments ended by CR; MLLP framing is the
     /// listener's).
     pub ack: Vec<u8>,
-    /// What to send back, in order: in original mode the application acknowledgement; in
-    /// enhanced mode (MSH-15/16 valued) the accept acknowledgement (CA: committed to safe
-    /// storage) and/or the application acknowledgement, as MSH-15 and MSH-16 ask (AL always,
-    /// NE never, ER only on error, SU only on success; HL7 v2 chapter 2, acknowledgment modes).
+    /// What to send back: in original mode the application acknowledgement; in enhanced mode
+    /// (MSH-15/16 valued) the application acknowledgement if MSH-16 asks for it, else the accept
+    /// acknowledgement (CA: committed to safe storage). Always one message (see `to_send`).
     pub send: Vec<Vec<u8>>,
     pub code: AckCode,
     /// The recorded message (`None` for a resend that was recognised, or when nothing could be
@@ -591,29 +590,32 @@ fn rewrite_reference(value: &mut serde_json::Value, from: &str, to: &str) {
 }
 
 /// What goes back for a message recorded with application acknowledgement `code` (`ack`): see
-/// [`Hl7Receipt::send`]. In enhanced mode the accept acknowledgement is CA: the message is
-/// committed to safe storage whatever its application outcome (a store failure never gets here:
-/// it is answered AE, or CE in enhanced mode, by [`internal_error`]).
+/// [`Hl7Receipt::send`]. Exactly one acknowledgement per message, because MLLP answers every
+/// frame and senders wait for that answer (MLLP release 2, and python-hl7's `mllp_send` reads
+/// one reply per message). In enhanced mode (HL7 v2 chapter 2, "enhanced acknowledgment mode")
+/// that is the application acknowledgement when MSH-16 asks for it in this case (AL always, ER
+/// on error, SU on success), and otherwise the accept acknowledgement CA: the message is
+/// committed to safe storage, whatever its application outcome. (A store failure never gets
+/// here: it is answered AE, or CE in enhanced mode, by [`internal_error`].)
 fn to_send(msg: &Message<'_>, code: AckCode, ack: &[u8], now_ms: i64, id: i64) -> Vec<Vec<u8>> {
     let (accept, application) = (msg.accept_ack_type(), msg.application_ack_type());
     if accept.is_empty() && application.is_empty() {
         return vec![ack.to_vec()];
     }
-    // A condition left empty in enhanced mode is taken as "always".
-    let wanted = |condition: &str, success: bool| match condition {
+    let success = code == AckCode::AA;
+    let application_wanted = match application.as_ref() {
         "NE" => false,
         "ER" => !success,
         "SU" => success,
+        // Empty in enhanced mode (only MSH-15 valued): the commit is what was asked about.
+        "" => false,
         _ => true,
     };
-    let mut out = Vec::new();
-    if wanted(&accept, true) {
-        out.push(ack_text(msg, AckCode::CA, None, now_ms, id).into_bytes());
+    if application_wanted {
+        vec![ack.to_vec()]
+    } else {
+        vec![ack_text(msg, AckCode::CA, None, now_ms, id).into_bytes()]
     }
-    if wanted(&application, code == AckCode::AA) {
-        out.push(ack.to_vec());
-    }
-    out
 }
 
 fn ack_error(e: &MapError) -> AckError {

@@ -239,17 +239,19 @@ fn enhanced_mode_sends_the_accept_and_application_acknowledgements_msh_15_and_16
             })
             .collect()
     };
-    // Original mode (MSH-15/16 empty): the application acknowledgement only.
+    // Original mode (MSH-15/16 empty): the application acknowledgement.
     assert_eq!(codes(&one(s, &adt("E1", "", ""))), ["AA"]);
-    // B08's form: accept always, application never.
+    // Enhanced mode: the application acknowledgement when MSH-16 asks for it, else the accept
+    // acknowledgement (committed): always exactly one answer, as MLLP needs.
     assert_eq!(codes(&one(s, &adt("E2", "AL", "NE"))), ["CA"]);
     assert_eq!(codes(&one(s, &adt("E3", "NE", "AL"))), ["AA"]);
-    assert_eq!(codes(&one(s, &adt("E4", "AL", "AL"))), ["CA", "AA"]);
-    // Application acknowledgement on error only: none for a success.
+    assert_eq!(codes(&one(s, &adt("E4", "AL", "AL"))), ["AA"]);
     assert_eq!(codes(&one(s, &adt("E5", "AL", "ER"))), ["CA"]);
-    // An unmapped message in enhanced mode: committed (CA), then AE as asked on error.
+    assert_eq!(codes(&one(s, &adt("E8", "NE", "NE"))), ["CA"]);
+    assert_eq!(codes(&one(s, &adt("E9", "AL", ""))), ["CA"]);
+    // An unmapped message asking for errors: AE with its reason.
     let unmapped = "MSH|^~\\&|ADT|HOSP01|PRM|FAC01|20230401120000||ADT^A47^ADT_A30|E6|P|2.5|||AL|ER\nPID|1||000777^^^HOSP01^MR||TEST^PATIENT\n";
-    assert_eq!(codes(&one(s, unmapped)), ["CA", "AE"]);
+    assert_eq!(codes(&one(s, unmapped)), ["AE"]);
     // The store down: a commit error, so that the sender retries.
     let closed = rapport_store::testing::closed();
     let r = receive(

@@ -628,6 +628,14 @@ fn bench_api(
         let ours = run_api_workloads(&base, Some(&token), &largest.0, &code, seconds).await?;
         if let Some(other) = against {
             let other = other.trim_end_matches('/').to_owned();
+            // Directory bundles (practitioners, organisations) first: the patients' bundles
+            // refer to them by conditional reference, and not every server defers those.
+            let mut other_inputs = other_inputs;
+            other_inputs.sort_by_key(|b| {
+                b["entry"].as_array().is_some_and(|es| {
+                    es.iter().any(|e| e["resource"]["resourceType"] == "Patient")
+                })
+            });
             eprintln!("loading the same {} inputs into {other}", other_inputs.len());
             let client = reqwest::Client::new();
             let started = Instant::now();

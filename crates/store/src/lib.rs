@@ -244,6 +244,12 @@ pub trait Store: AccessStore + ExportStore + Hl7Store + Send + Sync {
     ) -> Result<()>;
     /// Make every committed write durable.
     fn sync(&self) -> Result<()>;
+    /// [`Store::sync`] without waiting for a write transaction in progress: a writer can commit
+    /// its next transaction ([`Durability::Deferred`]) while this makes the earlier ones durable
+    /// (the HL7 feed's pipelined group commit).
+    fn sync_committed(&self) -> Result<()> {
+        self.sync()
+    }
     /// The current version, deleted or not.
     fn read(&self, key: &ResourceKey) -> Result<Option<StoredResource>>;
     /// Current non-deleted versions of several resources (order not kept; missing ones skipped).

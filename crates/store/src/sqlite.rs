@@ -909,8 +909,14 @@ impl Store for SqliteStore {
     }
 
     fn sync(&self) -> Result<()> {
-        let conn = self.writer.lock().expect("writer lock");
-        conn.execute_batch("PRAGMA synchronous = FULL")?;
+        {
+            let conn = self.writer.lock().expect("writer lock");
+            conn.execute_batch("PRAGMA synchronous = FULL")?;
+        }
+        self.sync_committed()
+    }
+
+    fn sync_committed(&self) -> Result<()> {
         // In WAL mode a committed transaction is durable once the WAL is on disk: that is all a
         // synchronous = FULL commit does. fsync(2) flushes the file, whichever descriptor it is
         // called on; the directory is synced too in case the WAL file is new. (Copying the WAL

@@ -737,7 +737,11 @@ pub fn group_writer(
     now_ms: &(dyn Fn() -> i64 + Sync),
     group_max: usize,
 ) {
-    type Done = (Vec<Hl7Input>, Vec<Box<dyn FnOnce(Hl7Receipt) + Send>>, Vec<Hl7Receipt>);
+    type Done = (
+        Vec<Hl7Input>,
+        Vec<Box<dyn FnOnce(Hl7Receipt) + Send>>,
+        Vec<Hl7Receipt>,
+    );
     let group_max = group_max.clamp(1, GROUP_MAX_MESSAGES);
     if group_max == 1 {
         while let Ok((input, reply)) = queue.recv() {

@@ -70,6 +70,8 @@ pub trait Hl7Store {
         limit: u64,
     ) -> Result<Vec<Hl7Message>>;
     fn hl7_message(&self, message_id: i64) -> Result<Option<Hl7Message>>;
+    /// The messages about one patient, newest first, at most `limit`.
+    fn hl7_messages_of_patient(&self, patient_key: &str, limit: u64) -> Result<Vec<Hl7Message>>;
     /// Messages by status, per feed: `(feed, status, count)`.
     fn hl7_counts(&self) -> Result<Vec<(String, String, u64)>>;
 }

@@ -108,6 +108,15 @@ impl Hl7Store for PgStore {
         Ok(rows.first().map(message_from_row))
     }
 
+    fn hl7_messages_of_patient(&self, patient_key: &str, limit: u64) -> Result<Vec<Hl7Message>> {
+        let mut c = self.pool.get()?;
+        let rows = c.query(
+            &format!("SELECT {COLUMNS} FROM hl7_message WHERE patient_key = $1 ORDER BY message_id DESC LIMIT $2"),
+            &[&patient_key, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(message_from_row).collect())
+    }
+
     fn hl7_counts(&self) -> Result<Vec<(String, String, u64)>> {
         let mut c = self.pool.get()?;
         let rows = c.query(

@@ -113,6 +113,17 @@ impl Hl7Store for SqliteStore {
         Ok(found)
     }
 
+    fn hl7_messages_of_patient(&self, patient_key: &str, limit: u64) -> Result<Vec<Hl7Message>> {
+        let conn = self.readers.get()?;
+        let rows = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM hl7_message WHERE patient_key = ?1 ORDER BY message_id DESC LIMIT ?2"
+            ))?
+            .query_map(params![patient_key, limit as i64], message_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     fn hl7_counts(&self) -> Result<Vec<(String, String, u64)>> {
         let conn = self.readers.get()?;
         let rows = conn

@@ -79,6 +79,9 @@ impl crate::Hl7Store for Closed {
     fn hl7_counts(&self) -> Result<Vec<(String, String, u64)>> {
         Err(crate::StoreError::Aborted)
     }
+    fn hl7_messages_of_patient(&self, _: &str, _: u64) -> Result<Vec<crate::Hl7Message>> {
+        Err(crate::StoreError::Aborted)
+    }
 }
 
 impl Store for Closed {

@@ -276,6 +276,9 @@ async fn patient_page(
             p.flag role="status" { "Emergency access (break-the-glass): recorded and reviewed." }
         }
         (render_360(patient, &items, &names))
+        @if items.iter().any(|i| i.stored.source.as_ref().is_some_and(|s| s.kind == "hl7v2")) {
+            p { a href={ "/patients/" (id) "/messages" } { "Messages from feeds (HL7 v2), as received" } }
+        }
         @if let Some(csrf) = caller.csrf().filter(|_| may_write) {
             section.card aria-labelledby="add-note" {
                 h2 #add-note { "Add a note" }

@@ -1,7 +1,9 @@
 //! The Interfaces page (`/admin/interfaces`): HL7 v2 messages received per feed and status, the
 //! ones not applied with their reasons, and a re-process action once a mapping is fixed. It shows
 //! what identifies a message (feed, type, control id, outcome), never its content: the raw
-//! message is patient data, which admins do not read.
+//! message is patient data, which admins do not read. The raw messages themselves, beside what
+//! each became, are on the patient's own page `/patients/{id}/messages`, for those who may read
+//! that patient's record (authorised and audited like the 360 page).
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, Redirect};
@@ -27,6 +29,72 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
         RouteAccess::Admin,
         post(reprocess),
     )
+    .add(
+        "GET",
+        "/patients/{id}/messages",
+        RouteAccess::PatientRead,
+        get(patient_messages),
+    )
+}
+
+/// The HL7 v2 messages about one patient: each raw message (segments on lines, as received)
+/// beside the resources it wrote that are still in the version it wrote (the source of a
+/// resource's current version names the message).
+async fn patient_messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let granted =
+        crate::access::require(&state, &caller, &id, rapport_access::policy::Action::Read).await?;
+    let pid = id.clone();
+    let (messages, record) = state
+        .with_store(move |s| {
+            Ok((
+                s.hl7_messages_of_patient(&pid, 200)?,
+                s.patient_record(&pid)?,
+            ))
+        })
+        .await?;
+    crate::access::record(&state, &caller, &granted, vec![format!("Patient/{id}/*")]).await?;
+    let body = html! {
+        h1 { "Messages from feeds" }
+        p { a href={ "/patients/" (id) } { "Back to the patient" } }
+        @if messages.is_empty() { p { "No HL7 v2 message about this patient." } }
+        @for m in &messages {
+            @let name = format!("{} {} {}", m.message.feed, m.message.message_type, m.message.control_id);
+            @let became: Vec<&rapport_store::StoredResource> = record
+                .iter()
+                .filter(|r| r.source.as_ref().is_some_and(|s| s.kind == "hl7v2" && s.name == name))
+                .collect();
+            section.card {
+                h2 { (m.message.message_type) " " (m.message.control_id) }
+                p.muted {
+                    "Received " (format_ms(m.message.received_at_ms)) " from " (m.message.feed)
+                    " · " (m.message.outcome.status) " (" (m.message.outcome.ack_code) ")"
+                    @if let Some(d) = &m.message.outcome.detail { " · " (d) }
+                }
+                div.columns {
+                    div {
+                        h3 { "As received" }
+                        pre { (String::from_utf8_lossy(&m.message.raw).replace('\r', "\n")) }
+                    }
+                    div {
+                        h3 { "What it became" }
+                        @if became.is_empty() { p.muted { "Nothing in its version any more (later data replaced it), or nothing stored." } }
+                        ul {
+                            @for r in &became {
+                                li { (r.key.resource_type) "/" (r.key.id) " (version " (r.version) ")" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Html(
+        layout("Messages from feeds", Some(&caller), body).into_string(),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

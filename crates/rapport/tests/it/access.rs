@@ -213,6 +213,7 @@ async fn request(
         ("POST", "/patients/{id}/break-glass") => session.submit(&format!("/patients/{patient}/break-glass"), &[("reason", "")]).await,
         ("GET", "/fhir/{type}/{id}/{operation}") => session.get(&format!("/fhir/Patient/{patient}/$everything")).await,
         ("GET", "/fhir/{type}/{id}") => session.get(&format!("/fhir/Patient/{patient}")).await,
+        ("GET", "/patients/{id}/messages") => session.get(&format!("/patients/{patient}/messages")).await,
         ("GET", "/fhir/{type}/{id}/_history/{vid}") => session.get(&format!("/fhir/Patient/{patient}/_history/1")).await,
         (method, path) => panic!("route {method} {path} touches patient data but is not in the authorisation matrix: add it to access.rs"),
     }

@@ -346,3 +346,102 @@ fn after_a_sigkill_every_acknowledged_message_is_stored_exactly_once() {
         Some(TOTAL as u64)
     );
 }
+
+/// The raw message beside what it became, on the patient's page, for those who may read the
+/// record; the Interfaces page shows admins the message's outcome but not its content.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_care_team_sees_each_raw_message_beside_what_it_became_and_admins_see_only_outcomes() {
+    let app = crate::helpers::spawn_app().await;
+    let adt = "MSH|^~\\&|PAS|HOSP01|RAPPORT|FAC01|20240301101500||ADT^A01^ADT_A01|VIEW0001|P|2.5\rEVN|A01|20240301101500\rPID|1||990001^^^HOSP01^MR||TEST^VIEWER||19650412|F\rPV1|1|I|WARD^1^A^FAC01||||||||||||||||V990001^^^HOSP01^VN|||||||||||||||||||||||||20240301101500\r";
+    let receipt = tokio::task::block_in_place(|| {
+        rapport_ingest::hl7::receive(
+            app.store.as_ref(),
+            &[rapport_ingest::hl7::Hl7Input {
+                raw: adt.as_bytes().to_vec(),
+                feed: "mllp 10.0.0.9".into(),
+            }],
+            app.state.clock.now_ms(),
+            &rapport_hl7::map::MapOptions::default(),
+        )
+        .remove(0)
+    });
+    assert_eq!(
+        receipt.code,
+        rapport_hl7::AckCode::AA,
+        "{:?}",
+        receipt.detail
+    );
+    let patient = tokio::task::block_in_place(|| {
+        patients_with_ids(
+            app.store.as_ref(),
+            "urn:rapport:hl7v2:authority:HOSP01",
+            "990001",
+        )
+    });
+    tokio::task::block_in_place(|| {
+        app.add_user("nurse@test.example", "clinician", None, None);
+        app.add_user("ops@test.example", "admin", None, None);
+    });
+    app.assign("nurse@test.example", &patient);
+    let nurse = app.login("nurse@test.example").await;
+    let page = nurse.get(&format!("/patients/{patient}")).await;
+    assert!(
+        page.body.contains(&format!("/patients/{patient}/messages")),
+        "{}",
+        page.body
+    );
+    let messages = nurse.get(&format!("/patients/{patient}/messages")).await;
+    assert_eq!(messages.status, 200, "{}", messages.body);
+    assert!(
+        messages.body.contains("ADT^A01 VIEW0001"),
+        "{}",
+        messages.body
+    );
+    assert!(
+        messages
+            .body
+            .contains("PID|1||990001^^^HOSP01^MR||TEST^VIEWER"),
+        "the raw message"
+    );
+    assert!(
+        messages.body.contains(&format!("Patient/{patient}")),
+        "what it became"
+    );
+    assert!(messages.body.contains("Encounter/"), "what it became");
+    let ops = app.login("ops@test.example").await;
+    assert_eq!(
+        ops.get(&format!("/patients/{patient}/messages"))
+            .await
+            .status,
+        403
+    );
+    let list = ops.get("/admin/interfaces").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body.contains("VIEW0001") && list.body.contains("applied"),
+        "{}",
+        list.body
+    );
+    assert!(
+        !list.body.contains("TEST^VIEWER"),
+        "no message content for admins"
+    );
+}
+
+fn patients_with_ids(store: &dyn Store, system: &str, value: &str) -> String {
+    let ids = store
+        .search_ids(
+            &Query {
+                resource_type: "Patient".into(),
+                clauses: vec![Clause::Token {
+                    param: "identifier",
+                    system: Some(system.into()),
+                    code: value.into(),
+                }],
+            },
+            10,
+        )
+        .unwrap();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids[0].clone()
+}

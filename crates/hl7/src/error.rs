@@ -13,7 +13,7 @@ pub enum ParseError {
     #[error("empty input")]
     Empty,
     /// A message starts with its MSH segment (chapter 2, MSH definition).
-    #[error("input does not start with MSH{}", if *.batch { " (it starts with an FHS or BHS batch header: split it with split_messages first)" } else { "" })]
+    #[error("input does not start with MSH{}", if *.batch { " (it starts with an FHS or BHS batch header: send its messages one by one, or import the file)" } else { "" })]
     DoesNotStartWithMsh {
         /// The input starts with FHS or BHS instead.
         batch: bool,
@@ -40,7 +40,7 @@ pub enum ParseError {
         segment: usize,
     },
     /// A second MSH, or a batch envelope segment, in what should be one message.
-    #[error("segment {segment} ({id}): a message or batch header inside a message; split the input with split_messages first")]
+    #[error("segment {segment} ({id}): a message or batch header inside a message: send the messages one by one, or import the file")]
     UnexpectedHeader {
         /// 1-based position of the segment in the message.
         segment: usize,

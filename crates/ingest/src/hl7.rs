@@ -78,6 +78,33 @@ fn receive_with(
     }
 }
 
+/// The content hash that recognises a resend: SHA-256 of the message with its segment
+/// terminators made canonical (CR, LF and CRLF all one CR; senders use either), without a byte
+/// order mark, blank lines, trailing spaces or trailing terminators, so that the same message
+/// sent by a client that drops the last CR, or read from a file with LF line ends, is the same
+/// message (hard case B45).
+pub fn content_hash(raw: &[u8]) -> [u8; 32] {
+    let raw = raw.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(raw);
+    let mut hasher = Sha256::new();
+    let has_cr = raw.contains(&b'\r');
+    let segments = raw
+        .split(|&b| b == b'\r' || (!has_cr && b == b'\n'))
+        .map(|seg| seg.strip_prefix(b"\n".as_slice()).unwrap_or(seg))
+        .map(|seg| {
+            let end = seg
+                .iter()
+                .rposition(|b| !b" \t".contains(b))
+                .map_or(0, |i| i + 1);
+            &seg[..end]
+        })
+        .filter(|seg| !seg.is_empty());
+    for seg in segments {
+        hasher.update(seg);
+        hasher.update(b"\r");
+    }
+    hasher.finalize().into()
+}
+
 /// The key of a stored message in provenance: who sent it, its control id, and its content.
 pub fn message_key(app: &str, facility: &str, control_id: &str, sha256: &[u8; 32]) -> String {
     format!(
@@ -93,30 +120,43 @@ fn receive_one(
     now_ms: i64,
     options: &MapOptions,
 ) -> Result<Hl7Receipt, StoreError> {
-    let sha256: [u8; 32] = Sha256::digest(&input.raw).into();
+    let sha256 = content_hash(&input.raw);
     let parsed = match rapport_hl7::parse_bytes(&input.raw) {
         Ok(p) => p,
         Err(e) => {
             // Not parseable: recorded for review, rejected (AR) with the parser's reason, which
-            // names positions only.
+            // names positions only; the same bytes again update that record.
             let detail = e.to_string();
-            let id = tx.insert_hl7_message(&NewHl7Message {
-                feed: input.feed.clone(),
-                sending_application: String::new(),
-                sending_facility: String::new(),
-                control_id: crude_control_id(&input.raw),
-                message_type: String::new(),
-                content_sha256: sha256,
-                raw: input.raw.clone(),
-                received_at_ms: now_ms,
-                outcome: Hl7Outcome {
-                    status: "rejected".into(),
-                    ack_code: "AR".into(),
-                    detail: Some(detail.clone()),
-                    patient_key: None,
-                    processed_at_ms: now_ms,
-                },
-            })?;
+            let crude = crude_control_id(&input.raw);
+            let again = tx
+                .hl7_by_control_id("", "", &crude)?
+                .into_iter()
+                .find(|(_, h, _)| *h == sha256)
+                .map(|(id, _, _)| id);
+            let outcome = Hl7Outcome {
+                status: "rejected".into(),
+                ack_code: "AR".into(),
+                detail: Some(detail.clone()),
+                patient_key: None,
+                processed_at_ms: now_ms,
+            };
+            let id = match again {
+                Some(id) => {
+                    tx.set_hl7_outcome(id, &outcome)?;
+                    id
+                }
+                None => tx.insert_hl7_message(&NewHl7Message {
+                    feed: input.feed.clone(),
+                    sending_application: String::new(),
+                    sending_facility: String::new(),
+                    control_id: crude,
+                    message_type: String::new(),
+                    content_sha256: sha256,
+                    raw: input.raw.clone(),
+                    received_at_ms: now_ms,
+                    outcome,
+                })?,
+            };
             let ack = reject_unparsed(&input.raw, &detail, now_ms, id).into_bytes();
             return Ok(Hl7Receipt {
                 send: vec![ack.clone()],
@@ -163,13 +203,19 @@ fn receive_one(
     }
     let key = message_key(&app, &facility, &control_id, &sha256);
     let message_type = format!("{}^{}", msg.message_type(), msg.trigger());
-    let name = format!("{} {message_type} {control_id}", input.feed);
+    // The source every written resource names: the feed, the message and (control ids are
+    // reused, B45) its content.
+    let feed = feed_name(&app, &facility, &input.feed);
+    let name = format!(
+        "{feed} {message_type} {control_id} #{}",
+        &hex::encode(sha256)[..8]
+    );
     let (code, error, status, patient_key) =
         process(tx, store, msg, &key, &name, now_ms, options, &mut notes)?;
     let detail = (!notes.is_empty()).then(|| notes.join("; "));
     let outcome = Hl7Outcome {
         status: status.into(),
-        ack_code: code.as_str().into(),
+        ack_code: code_sent(msg, code).as_str().into(),
         detail: detail.clone(),
         patient_key,
         processed_at_ms: now_ms,
@@ -180,7 +226,7 @@ fn receive_one(
             id
         }
         None => tx.insert_hl7_message(&NewHl7Message {
-            feed: input.feed.clone(),
+            feed,
             sending_application: app,
             sending_facility: facility,
             control_id,
@@ -338,8 +384,11 @@ pub fn reprocess(
                     &m.content_sha256,
                 );
                 let name = format!(
-                    "{} {} {} (re-processed)",
-                    m.feed, m.message_type, m.control_id
+                    "{} {} {} #{}",
+                    m.feed,
+                    m.message_type,
+                    m.control_id,
+                    &hex::encode(m.content_sha256)[..8]
                 );
                 let (code, _, status, patient_key) = process(
                     tx,
@@ -476,6 +525,26 @@ fn merge(
             }
         }
     }
+    // The merge is remembered on the survivor even when the merged patient is not known here:
+    // its identifier joins the survivor's (`use: old`), so that a later message under it finds
+    // the survivor and the same pair reversed is refused (B10).
+    let mut bundle = bundle;
+    if losers.is_empty() {
+        if let Some(entries) = bundle["entry"].as_array_mut() {
+            for e in entries
+                .iter_mut()
+                .filter(|e| e["resource"]["resourceType"] == "Patient")
+            {
+                let ids = &mut e["resource"]["identifier"];
+                if !ids.is_array() {
+                    *ids = serde_json::json!([]);
+                }
+                if let Some(ids) = ids.as_array_mut() {
+                    ids.push(serde_json::json!({"use": "old", "system": loser.system, "value": loser.value}));
+                }
+            }
+        }
+    }
     let report = match apply_bundle(tx, name, bundle, now_ms)? {
         Ok(r) => r,
         Err(why) => {
@@ -495,10 +564,11 @@ fn merge(
         return refuse("the surviving patient is not known");
     };
     let Some(loser_id) = losers.into_iter().find(|id| *id != survivor_id) else {
-        // Nothing stored under the old identifier: nothing to move.
+        // Nothing stored under the old identifier: no data to move (the survivor carries the
+        // old identifier already, added to the bundle below).
         return Ok(Ok((
             Some(survivor_id),
-            Some("the merged patient was not known; nothing moved".into()),
+            Some("the merged patient was not known: its identifier now names the survivor".into()),
         )));
     };
     let record = store.patient_record(&loser_id)?;
@@ -535,39 +605,9 @@ fn merge(
             "request": {"method": "PUT", "url": format!("{}/{}", r.key.resource_type, r.key.id)}
         }));
     }
-    if let Some(p) = store.read(&rapport_store::ResourceKey::new(
-        "Patient",
-        survivor_id.clone(),
-    ))? {
-        let mut v: serde_json::Value = serde_json::from_str(&p.content).unwrap_or_default();
-        if let Some(meta) = v.get_mut("meta").and_then(|m| m.as_object_mut()) {
-            meta.remove("versionId");
-            meta.remove("lastUpdated");
-        }
-        if let Some(o) = v.as_object_mut() {
-            let ids = o
-                .entry("identifier")
-                .or_insert_with(|| serde_json::json!([]));
-            if let Some(ids) = ids.as_array_mut() {
-                for mut id in moved_identifiers {
-                    if !ids
-                        .iter()
-                        .any(|i| i["system"] == id["system"] && i["value"] == id["value"])
-                    {
-                        id["use"] = serde_json::json!("old");
-                        ids.push(id);
-                    }
-                }
-            }
-            let links = o.entry("link").or_insert_with(|| serde_json::json!([]));
-            if let Some(links) = links.as_array_mut() {
-                links.push(serde_json::json!({"other": {"reference": from}, "type": "replaces"}));
-            }
-        }
-        entries.push(serde_json::json!({
-            "resource": v,
-            "request": {"method": "PUT", "url": to}
-        }));
+    let moved = serde_json::Value::Array(moved_identifiers);
+    if let Some(entry) = survivor_update(store, &survivor_id, moved, Some(&from))? {
+        entries.push(entry);
     }
     let moves =
         serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
@@ -578,6 +618,51 @@ fn merge(
             why,
         ))),
     }
+}
+
+/// The survivor of a merge with the merged patient's identifiers added (`use: old`) and, when
+/// its record is known, a `replaces` link to it: a PUT entry.
+fn survivor_update(
+    store: &dyn Store,
+    survivor_id: &str,
+    moved_identifiers: serde_json::Value,
+    replaces: Option<&str>,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let Some(p) = store.read(&rapport_store::ResourceKey::new("Patient", survivor_id))? else {
+        return Ok(None);
+    };
+    let mut v: serde_json::Value = serde_json::from_str(&p.content).unwrap_or_default();
+    if let Some(meta) = v.get_mut("meta").and_then(|m| m.as_object_mut()) {
+        meta.remove("versionId");
+        meta.remove("lastUpdated");
+    }
+    if let Some(o) = v.as_object_mut() {
+        let ids = o
+            .entry("identifier")
+            .or_insert_with(|| serde_json::json!([]));
+        if let (Some(ids), Some(moved)) = (ids.as_array_mut(), moved_identifiers.as_array()) {
+            for id in moved {
+                if !ids
+                    .iter()
+                    .any(|i| i["system"] == id["system"] && i["value"] == id["value"])
+                {
+                    let mut id = id.clone();
+                    id["use"] = serde_json::json!("old");
+                    ids.push(id);
+                }
+            }
+        }
+        if let Some(from) = replaces {
+            let links = o.entry("link").or_insert_with(|| serde_json::json!([]));
+            if let Some(links) = links.as_array_mut() {
+                links.push(serde_json::json!({"other": {"reference": from}, "type": "replaces"}));
+            }
+        }
+    }
+    Ok(Some(serde_json::json!({
+        "resource": v,
+        "request": {"method": "PUT", "url": format!("Patient/{survivor_id}")}
+    })))
 }
 
 /// Every `reference` equal to `from` becomes `to`.
@@ -610,9 +695,19 @@ fn rewrite_reference(value: &mut serde_json::Value, from: &str, to: &str) {
 /// committed to safe storage, whatever its application outcome. (A store failure never gets
 /// here: it is answered AE, or CE in enhanced mode, by [`internal_error`].)
 fn to_send(msg: &Message<'_>, code: AckCode, ack: &[u8], now_ms: i64, id: i64) -> Vec<Vec<u8>> {
+    match code_sent(msg, code) {
+        AckCode::CA if code != AckCode::CA => {
+            vec![ack_text(msg, AckCode::CA, None, now_ms, id).into_bytes()]
+        }
+        _ => vec![ack.to_vec()],
+    }
+}
+
+/// The acknowledgement code [`to_send`] sends for application outcome `code`.
+fn code_sent(msg: &Message<'_>, code: AckCode) -> AckCode {
     let (accept, application) = (msg.accept_ack_type(), msg.application_ack_type());
     if accept.is_empty() && application.is_empty() {
-        return vec![ack.to_vec()];
+        return code;
     }
     let success = code == AckCode::AA;
     let application_wanted = match application.as_ref() {
@@ -624,9 +719,19 @@ fn to_send(msg: &Message<'_>, code: AckCode, ack: &[u8], now_ms: i64, id: i64) -
         _ => true,
     };
     if application_wanted {
-        vec![ack.to_vec()]
+        code
     } else {
-        vec![ack_text(msg, AckCode::CA, None, now_ms, id).into_bytes()]
+        AckCode::CA
+    }
+}
+
+/// What a feed is called on the Interfaces page: the sending application and facility (MSH-3,
+/// MSH-4) and how the message came (`mllp 10.0.0.5`, a file name).
+fn feed_name(app: &str, facility: &str, via: &str) -> String {
+    match (app.trim(), facility.trim()) {
+        ("", "") => via.to_owned(),
+        (a, "") | ("", a) => format!("{a} ({via})"),
+        (a, f) => format!("{a}^{f} ({via})"),
     }
 }
 

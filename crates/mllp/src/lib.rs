@@ -100,6 +100,22 @@ impl Frames {
                 }
             },
         };
+        // A <VT> before the trailer starts another frame: the open one was abandoned by its
+        // sender (never answered, so it will be sent again) and must not swallow the next one.
+        let from_vt = self.scanned.max(start);
+        if let Some(vt) = self.buffer[from_vt..].iter().position(|&b| b == VT) {
+            let at = from_vt + vt;
+            let trailer_before = self.buffer[start..at]
+                .windows(2)
+                .any(|w| w[0] == FS && w[1] == CR);
+            if !trailer_before {
+                tracing::warn!("mllp: a frame was abandoned before its end; it was dropped");
+                self.buffer.drain(..at);
+                self.start = Some(1);
+                self.scanned = 1;
+                return self.next_frame(limit);
+            }
+        }
         // The trailer is FS CR; search from just before where the last search stopped, in
         // case FS arrived at the end of the previous read and CR at the start of this one.
         let from = self.scanned.saturating_sub(1).max(start);

@@ -62,10 +62,10 @@ async fn patient_messages(
         p { a href={ "/patients/" (id) } { "Back to the patient" } }
         @if messages.is_empty() { p { "No HL7 v2 message about this patient." } }
         @for m in &messages {
-            @let name = format!("{} {} {}", m.message.feed, m.message.message_type, m.message.control_id);
+            @let name = format!("{} {} {} #{}", m.message.feed, m.message.message_type, m.message.control_id, &hex::encode(m.message.content_sha256)[..8]);
             @let became: Vec<&rapport_store::StoredResource> = record
                 .iter()
-                .filter(|r| r.source.as_ref().is_some_and(|s| s.kind == "hl7v2" && s.name == name))
+                .filter(|r| r.key.resource_type != "Provenance" && r.source.as_ref().is_some_and(|s| s.kind == "hl7v2" && s.name == name))
                 .collect();
             section.card {
                 h2 { (m.message.message_type) " " (m.message.control_id) }

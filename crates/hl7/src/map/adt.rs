@@ -139,8 +139,28 @@ pub(crate) fn patient_from_segment(
     if let Some(gp) = general_practitioner(ctx) {
         patient["generalPractitioner"] = json!([gp]);
     }
+    // Matched on every PID-3 identifier, not only the first: a message listing an identifier the
+    // patient is known by and another (a merged number, a new MRN) updates that patient instead
+    // of creating a second one (comma = any of them, search.html#combining); if the
+    // identifiers name two stored patients, the importer refuses the update (412, AE) rather
+    // than guess.
     let ident = Ident::new(identity.system.clone(), identity.value.clone());
-    let full_url = ctx.bundle.put(patient, &ident);
+    let all: Vec<String> = patient["identifier"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|i| {
+                    Some(Ident::new(i["system"].as_str()?, i["value"].as_str()?).token())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let full_url = if all.len() > 1 {
+        ctx.bundle
+            .put_query(patient, &format!("identifier={}", all.join(",")))
+    } else {
+        ctx.bundle.put(patient, &ident)
+    };
     Ok(Some(PatientRef {
         full_url,
         identity: PatientIdentity {

@@ -78,8 +78,13 @@ impl BundleBuilder {
     /// A conditional update on `identifier`; returns the entry's full URL. When an entry with
     /// the same condition exists, that one is kept and its full URL returned.
     pub(crate) fn put(&mut self, resource: Value, identifier: &Ident) -> String {
+        self.put_query(resource, &identifier.query())
+    }
+
+    /// A conditional update on the search `query` (`identifier=a|1,b|2`).
+    pub(crate) fn put_query(&mut self, resource: Value, query: &str) -> String {
         let ty = resource_type(&resource);
-        let url = format!("{ty}?{}", identifier.query());
+        let url = format!("{ty}?{query}");
         if let Some(full_url) = self.by_condition.get(&url) {
             return full_url.clone();
         }

@@ -38,6 +38,15 @@ impl Ident {
         )
     }
 
+    /// `system|value`, percent-encoded, as one token of a search.
+    pub(crate) fn token(&self) -> String {
+        format!(
+            "{}|{}",
+            encode_query(&self.system),
+            encode_query(&self.value)
+        )
+    }
+
     pub(crate) fn json(&self) -> Value {
         json!({ "system": self.system, "value": self.value })
     }

@@ -285,9 +285,13 @@ pub(crate) fn observation_from_obx(
         json!({ "text": "unknown" })
     });
     let unit = Cwe::from_rep(&obx.field(6).repetition(1));
+    // Results of an ORU are laboratory results (observation-category `laboratory`), so that
+    // they are found and shown as such beside vital signs and surveys.
     let mut observation = json!({
         "resourceType": "Observation",
         "status": codes::observation_status(&first(&obx.field(11))),
+        "category": [{ "coding": [fixed_coding(
+            "http://terminology.hl7.org/CodeSystem/observation-category", "laboratory", "Laboratory")] }],
         "code": code,
         "subject": patient.reference(),
     });

@@ -358,7 +358,7 @@ fn the_cdc_batch_file_splits_into_its_message_without_trailers() {
     // The whole file given to the parser is refused with a pointer to split_messages.
     let error = parse_bytes(&bytes).unwrap_err();
     assert_eq!(error, ParseError::DoesNotStartWithMsh { batch: true });
-    assert!(error.to_string().contains("split_messages"));
+    assert!(error.to_string().contains("one by one"));
 }
 
 #[test]

@@ -66,9 +66,11 @@ fn adt_a01_gives_the_patient_with_identifier_name_and_birth_date() {
     assert_eq!(patient["maritalStatus"]["coding"][0]["code"], "M");
     let entry = entry_of(&bundle, patient);
     assert_eq!(entry["request"]["method"], "PUT");
+    // Matched on any of its PID-3 identifiers (comma: any of them), so that a message naming
+    // the patient by another of their numbers updates them instead of making a second patient.
     assert_eq!(
         entry["request"]["url"],
-        "Patient?identifier=urn:rapport:hl7v2:authority:test1|PATID1234"
+        "Patient?identifier=urn:rapport:hl7v2:authority:test1|PATID1234,urn:rapport:hl7v2:authority:USSSA|123456789"
     );
     // PD1-4 as a conditional reference to the Practitioner entry that the bundle carries.
     let gp = &patient["generalPractitioner"][0]["reference"];

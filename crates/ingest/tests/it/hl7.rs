@@ -282,3 +282,81 @@ fn b39_the_same_mrn_without_an_authority_from_two_facilities_is_two_patients() {
     );
     assert_eq!(s.counts_by_type().unwrap().get("Patient"), Some(&2));
 }
+
+#[test]
+fn a_message_naming_a_known_patient_by_one_of_several_identifiers_updates_that_patient() {
+    let db = store();
+    let s = db.store.as_ref();
+    let adt = |pid3: &str, ctrl: &str| {
+        format!("MSH|^~\\&|PAS|HOSP01|PRM|FAC01|20230501080000||ADT^A08^ADT_A01|{ctrl}|P|2.5\nPID|||{pid3}||TEST^PATIENT^C||19700101|M\nPV1|1|O\n")
+    };
+    assert_eq!(one(s, &adt("000123^^^HOSP01^MR", "M1")).code, AckCode::AA);
+    let r = one(s, &adt("000999^^^HOSP01^MR~000123^^^HOSP01^MR", "M2"));
+    assert_eq!(r.code, AckCode::AA, "{:?}", r.detail);
+    assert_eq!(
+        s.counts_by_type().unwrap().get("Patient"),
+        Some(&1),
+        "no second patient"
+    );
+    let system = "urn:rapport:hl7v2:authority:HOSP01";
+    assert_eq!(patients(s, system, "000999"), patients(s, system, "000123"));
+}
+
+#[test]
+fn b45_the_same_message_with_other_line_ends_or_without_its_last_terminator_is_a_resend() {
+    let db = store();
+    let s = db.store.as_ref();
+    let cr = ORU_1.replace('\n', "\r");
+    let first = receive(
+        s,
+        &[Hl7Input {
+            raw: cr.clone().into_bytes(),
+            feed: "a".into(),
+        }],
+        NOW,
+        &MapOptions::default(),
+    );
+    assert_eq!(first[0].code, AckCode::AA);
+    let counts = s.counts_by_type().unwrap();
+    for variant in [
+        cr.trim_end_matches('\r').to_owned(),
+        ORU_1.to_owned(),
+        cr.replace('\r', "\r\n"),
+        format!("\u{feff}{cr}\r\r"),
+    ] {
+        let r = receive(
+            s,
+            &[Hl7Input {
+                raw: variant.into_bytes(),
+                feed: "b".into(),
+            }],
+            NOW,
+            &MapOptions::default(),
+        );
+        assert!(r[0].duplicate, "{:?}", r[0].detail);
+    }
+    assert_eq!(s.counts_by_type().unwrap(), counts);
+}
+
+#[test]
+fn b10_a_merge_of_an_unknown_patient_is_remembered_so_the_reverse_is_refused() {
+    let db = store();
+    let s = db.store.as_ref();
+    let merge = |pid: &str, mrg: &str, ctrl: &str| {
+        format!("MSH|^~\\&|PAS|HOSP01|PRM|FAC01|20230501091000||ADT^A40^ADT_A39|{ctrl}|P|2.5\nEVN||20230501091000\nPID|||{pid}^^^HOSP01^MR||TEST^PATIENT^B||19700101|M\nMRG|{mrg}^^^HOSP01^MR\n")
+    };
+    assert_eq!(one(s, &merge("000200", "000201", "U2")).code, AckCode::AA);
+    let r = one(s, &merge("000201", "000200", "U3"));
+    assert_ne!(
+        r.code,
+        AckCode::AA,
+        "the reverse would make a cycle: {:?}",
+        r.detail
+    );
+    let update = "MSH|^~\\&|PAS|HOSP01|PRM|FAC01|20230502080000||ADT^A08^ADT_A01|U4|P|2.5\nPID|||000200^^^HOSP01^MR~000201^^^HOSP01^MR||TEST^PATIENT^B||19700101|M\nPV1|1|O\n";
+    assert_eq!(one(s, update).code, AckCode::AA);
+    let system = "urn:rapport:hl7v2:authority:HOSP01";
+    assert_eq!(patients(s, system, "000200").len(), 1);
+    assert_eq!(patients(s, system, "000201"), patients(s, system, "000200"));
+    assert_eq!(s.counts_by_type().unwrap().get("Patient"), Some(&1));
+}

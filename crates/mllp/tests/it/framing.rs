@@ -77,3 +77,24 @@ fn a_frame_over_the_limit_is_an_error_and_a_byte_at_a_time_still_works() {
     let got: Vec<String> = frames_of(&reads).into_iter().flatten().collect();
     assert_eq!(got, vec![body.to_owned()]);
 }
+
+#[test]
+fn b07_a_frame_abandoned_before_its_trailer_does_not_swallow_the_next_one() {
+    let next =
+        "MSH|^~\\&|ADT|HOSP01|PRM|FAC01|2023||ADT^A08|CTRL0043|P|2.5\rPID|1||000143^^^HOSP01^MR\r";
+    let mut bytes = vec![VT];
+    bytes.extend_from_slice(
+        b"MSH|^~\\&|ADT|HOSP01|PRM|FAC01|2023||ADT^A08|CTRL0042|P|2.5\rPID|1||00014",
+    );
+    bytes.extend(framed(next));
+    let got: Vec<String> = frames_of(&[&bytes]).into_iter().flatten().collect();
+    assert_eq!(got, vec![next.to_owned()]);
+    // Also when the new frame starts in a later read.
+    let mut first = vec![VT];
+    first.extend_from_slice(b"MSH|^~\\&|PARTIAL");
+    let got: Vec<String> = frames_of(&[&first, &framed(next)])
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(got, vec![next.to_owned()]);
+}

@@ -205,8 +205,31 @@ async fn reprocess(
             rapport_ingest::hl7::reprocess(s, id, now, &rapport_hl7::map::MapOptions::default())
         })
         .await?;
-    if done.is_none() {
+    let Some(outcome) = done else {
         return Err(WebError::NotFound);
-    }
-    Ok(Redirect::to("/admin/interfaces"))
+    };
+    // The admin's action itself is audited (the data written is audited as the feed's import).
+    let record = rapport_access::audit::AuditRecord {
+        recorded_ms: now,
+        actor: rapport_auth::actor_of(&caller.principal),
+        action: rapport_access::audit::AuditAction::Import,
+        outcome: rapport_access::audit::Outcome::Success,
+        patient_id: outcome.patient_key.clone(),
+        entities: vec![format!("Hl7Message/{id}")],
+        source: caller.source.clone(),
+        basis: "admin".into(),
+        purpose: None,
+        flagged: false,
+        detail: format!(
+            "HL7 message re-processed: {} ({})",
+            outcome.status, outcome.ack_code
+        ),
+    };
+    state
+        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/admin/interfaces?status={}",
+        outcome.status
+    )))
 }

@@ -728,10 +728,18 @@ pub(crate) fn merge(ctx: &mut Ctx<'_, '_>, _trigger: &str) -> Result<Mapped, Map
             "MRG-1 names the surviving patient of PID-3: a patient cannot be merged into itself",
         ));
     }
+    // Several merges in one message (A40 allows repeating PID/MRG groups): refused whole rather
+    // than applied in part, since an AA would tell the sender that every merge was done.
     let pairs = ctx.all("MRG").len();
     if pairs > 1 {
-        ctx.warn(format!(
-            "{pairs} PID/MRG pairs: only the first merge (PID^1, MRG^1) is mapped; send the others as separate messages"
+        return Err(MapError::new(
+            "MRG",
+            2,
+            Some(1),
+            ErrorCode::ApplicationInternalError,
+            format!(
+                "{pairs} PID/MRG pairs in one message are not applied: send one merge per message"
+            ),
         ));
     }
     let survivor = survivor.identity;

@@ -214,25 +214,16 @@ fn adt_a40_is_a_merge_of_mrg_1_into_pid_3() {
 }
 
 #[test]
-fn adt_a40_with_two_pairs_merges_the_first_and_warns_about_the_second() {
+fn adt_a40_with_two_pairs_is_refused_whole_rather_than_applied_in_part() {
     let Some(outcome) = fixture("fhir-converter/ADT-A40-02.hl7") else {
         return;
     };
-    let Ok(Mapped::Merge {
-        survivor,
-        loser,
-        warnings,
-        ..
-    }) = outcome
-    else {
-        panic!("expected a merge: {outcome:?}")
+    let Err(e) = outcome else {
+        panic!("expected an error: {outcome:?}")
     };
-    assert_eq!(
-        (survivor.value.as_str(), loser.value.as_str()),
-        ("12345", "56789")
-    );
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(!warnings[0].contains("145") && !warnings[0].contains("569"));
+    assert_eq!(e.location(), "MRG^2^1");
+    assert!(e.message.contains("one merge per message"), "{}", e.message);
+    assert!(!e.message.contains("12345") && !e.message.contains("56789"));
 }
 
 #[test]

@@ -662,6 +662,91 @@ fn render_360(patient: &Item, items: &[Item], names: &HashMap<String, String>) -
         })
         .collect();
     timeline.sort_by_key(|i| std::cmp::Reverse(view::sort_ms(&i.resource)));
+    // Family and contacts: RelatedPerson resources (HL7 NK1, FHIR) and the Patient's own
+    // contacts, each with its relationship (patient.html#contact, relatedperson.html).
+    let relation = |v: &Value| -> String {
+        v.get("relationship")
+            .and_then(Value::as_array)
+            .map(|rs| {
+                rs.iter()
+                    .map(concept)
+                    .filter(|c| !c.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let phone = |v: &Value| -> Option<String> {
+        v.get("telecom")
+            .and_then(Value::as_array)
+            .and_then(|t| t.iter().find_map(|t| str_at(t, "value")))
+            .map(str::to_owned)
+    };
+    let mut contacts: Vec<(String, String, Option<String>, Option<&Item>)> =
+        of_type(items, "RelatedPerson")
+            .filter(|r| r.resource.get("active") != Some(&Value::Bool(false)))
+            .map(|r| {
+                (
+                    view::person_name(&r.resource),
+                    relation(&r.resource),
+                    phone(&r.resource),
+                    Some(r),
+                )
+            })
+            .collect();
+    for c in p
+        .get("contact")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = c
+            .get("name")
+            .map(|n| view::person_name(&serde_json::json!({ "name": [n] })))
+            .unwrap_or_else(|| "(contact)".into());
+        if !contacts.iter().any(|(n, ..)| *n == name) {
+            contacts.push((name, relation(c), phone(c), None));
+        }
+    }
+    // The care team: participants of the patient's current CareTeams, by name and role.
+    let mut team: Vec<(String, String, &Item)> = Vec::new();
+    for t in of_type(items, "CareTeam").filter(|t| {
+        !matches!(
+            str_at(&t.resource, "status"),
+            Some("inactive" | "entered-in-error")
+        )
+    }) {
+        for part in t
+            .resource
+            .get("participant")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = ref_name(names, part.get("member"))
+                .map(str::to_owned)
+                .or_else(|| {
+                    part.pointer("/member/display")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "(member)".into());
+            let role = part
+                .get("role")
+                .and_then(Value::as_array)
+                .map(|rs| {
+                    rs.iter()
+                        .map(concept)
+                        .filter(|c| !c.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            if !team.iter().any(|(n, r, _)| *n == name && *r == role) {
+                team.push((name, role, t));
+            }
+        }
+    }
     let deceased = str_at(p, "deceasedDateTime");
     html! {
         h1 { (view::person_name(p)) }
@@ -737,6 +822,31 @@ fn render_360(patient: &Item, items: &[Item], names: &HashMap<String, String>) -
                     li { (i.resource.get("vaccineCode").map(concept).unwrap_or_default())
                         @if let Some(d) = str_at(&i.resource, "occurrenceDateTime") { span.muted { " · " (format_date(d)) } }
                         br; (source_line(i)) }
+                } }
+            }
+        }
+        div.grid {
+            section.card aria-labelledby="contacts" {
+                h2 #contacts { "Family and contacts (" (contacts.len()) ")" }
+                @if contacts.is_empty() { p.muted { "None recorded." } }
+                ul { @for (name, relation, phone, item) in &contacts {
+                    li {
+                        (name)
+                        @if !relation.is_empty() { span.muted { " · " (relation) } }
+                        @if let Some(t) = phone { span.muted { " · " (t) } }
+                        @if let Some(i) = item { br; (source_line(i)) }
+                    }
+                } }
+            }
+            section.card aria-labelledby="careteam" {
+                h2 #careteam { "Care team (" (team.len()) ")" }
+                @if team.is_empty() { p.muted { "None recorded." } }
+                ul { @for (name, role, item) in &team {
+                    li {
+                        (name)
+                        @if !role.is_empty() { span.muted { " · " (role) } }
+                        br; (source_line(item))
+                    }
                 } }
             }
         }

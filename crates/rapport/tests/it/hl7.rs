@@ -352,7 +352,17 @@ fn after_a_sigkill_every_acknowledged_message_is_stored_exactly_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_care_team_sees_each_raw_message_beside_what_it_became_and_admins_see_only_outcomes() {
     let app = crate::helpers::spawn_app().await;
-    let adt = "MSH|^~\\&|PAS|HOSP01|RAPPORT|FAC01|20240301101500||ADT^A01^ADT_A01|VIEW0001|P|2.5\rEVN|A01|20240301101500\rPID|1||990001^^^HOSP01^MR||TEST^VIEWER||19650412|F\rPV1|1|I|WARD^1^A^FAC01||||||||||||||||V990001^^^HOSP01^VN|||||||||||||||||||||||||20240301101500\r";
+    let mut pv1 = vec![""; 45];
+    (pv1[0], pv1[1], pv1[2], pv1[3]) = ("PV1", "1", "I", "WARD^1^A^FAC01");
+    (pv1[7], pv1[19], pv1[44]) = (
+        "000777^DOCTOR^ATTENDING",
+        "V990001^^^HOSP01^VN",
+        "20240301101500",
+    );
+    let adt = format!(
+        "MSH|^~\\&|PAS|HOSP01|RAPPORT|FAC01|20240301101500||ADT^A01^ADT_A01|VIEW0001|P|2.5\rEVN|A01|20240301101500\rPID|1||990001^^^HOSP01^MR||TEST^VIEWER||19650412|F\rNK1|1|TEST^SPOUSE|SPO^Spouse^HL70063|||^PRN^PH^^^555^5550101\r{}\r",
+        pv1.join("|")
+    );
     let receipt = tokio::task::block_in_place(|| {
         rapport_ingest::hl7::receive(
             app.store.as_ref(),
@@ -389,6 +399,30 @@ async fn the_care_team_sees_each_raw_message_beside_what_it_became_and_admins_se
         page.body.contains(&format!("/patients/{patient}/messages")),
         "{}",
         page.body
+    );
+    // What the feed said of the people around the patient: next of kin and the care team.
+    let section = |id: &str| {
+        page.body
+            .split(&format!("id=\"{id}\""))
+            .nth(1)
+            .and_then(|rest| rest.split("</section>").next())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        section("contacts").contains("SPOUSE"),
+        "{}",
+        section("contacts")
+    );
+    assert!(
+        section("contacts").contains("Spouse"),
+        "{}",
+        section("contacts")
+    );
+    assert!(
+        section("careteam").contains("DOCTOR"),
+        "{}",
+        section("careteam")
     );
     let messages = nurse.get(&format!("/patients/{patient}/messages")).await;
     assert_eq!(messages.status, 200, "{}", messages.body);

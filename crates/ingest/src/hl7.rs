@@ -78,6 +78,16 @@ fn receive_with(
     }
 }
 
+/// The source that every resource written from a message names (shown on the 360 page, and how
+/// `/patients/{id}/messages` finds what a message became): the feed, the message and, since
+/// control ids get reused (B45), the start of its content hash.
+pub fn source_name(feed: &str, message_type: &str, control_id: &str, sha256: &[u8; 32]) -> String {
+    format!(
+        "{feed} {message_type} {control_id} #{}",
+        &hex::encode(sha256)[..8]
+    )
+}
+
 /// The content hash that recognises a resend: SHA-256 of the message with its segment
 /// terminators made canonical (CR, LF and CRLF all one CR; senders use either), without a byte
 /// order mark, blank lines, trailing spaces or trailing terminators, so that the same message
@@ -206,10 +216,7 @@ fn receive_one(
     // The source every written resource names: the feed, the message and (control ids are
     // reused, B45) its content.
     let feed = feed_name(&app, &facility, &input.feed);
-    let name = format!(
-        "{feed} {message_type} {control_id} #{}",
-        &hex::encode(sha256)[..8]
-    );
+    let name = source_name(&feed, &message_type, &control_id, &sha256);
     let (code, error, status, patient_key) =
         process(tx, store, msg, &key, &name, now_ms, options, &mut notes)?;
     let detail = (!notes.is_empty()).then(|| notes.join("; "));
@@ -316,17 +323,9 @@ fn process(
             bundle, warnings, ..
         }) => {
             notes.extend(warnings);
-            let unit = Unit {
-                name: name.to_owned(),
-                kind: "hl7v2",
-                payload: Payload::Value(bundle),
-            };
-            let prepared = apply::prepare(&unit);
-            let report = apply::apply_in_tx(tx, &unit, prepared, now_ms, false, None)?;
-            match report.errors.first() {
-                Some(e) => {
-                    let at = e.entry.map(|i| format!("entry {i}: ")).unwrap_or_default();
-                    notes.insert(0, format!("not stored: {at}{}", e.message));
+            match apply_bundle(tx, name, bundle, now_ms)? {
+                Err(why) => {
+                    notes.insert(0, why);
                     (
                         AckCode::AE,
                         Some(
@@ -337,14 +336,7 @@ fn process(
                         None,
                     )
                 }
-                None => {
-                    let patient = report
-                        .outcomes
-                        .iter()
-                        .find(|o| o.key.resource_type == "Patient")
-                        .map(|o| o.key.id.clone());
-                    (AckCode::AA, None, "applied", patient)
-                }
+                Ok(report) => (AckCode::AA, None, "applied", patient_written(&report)),
             }
         }
     })
@@ -383,13 +375,7 @@ pub fn reprocess(
                     &m.control_id,
                     &m.content_sha256,
                 );
-                let name = format!(
-                    "{} {} {} #{}",
-                    m.feed,
-                    m.message_type,
-                    m.control_id,
-                    &hex::encode(m.content_sha256)[..8]
-                );
+                let name = source_name(&m.feed, &m.message_type, &m.control_id, &m.content_sha256);
                 let (code, _, status, patient_key) = process(
                     tx,
                     store,
@@ -432,6 +418,15 @@ fn patients_with(
 }
 
 /// Apply `bundle` (what the message says of the survivor) in the open transaction.
+/// The Patient an applied bundle wrote, if any.
+fn patient_written(report: &crate::UnitReport) -> Option<String> {
+    report
+        .outcomes
+        .iter()
+        .find(|o| o.key.resource_type == "Patient")
+        .map(|o| o.key.id.clone())
+}
+
 fn apply_bundle(
     tx: &mut dyn WriteTx,
     name: &str,
@@ -554,12 +549,7 @@ fn merge(
             )))
         }
     };
-    let survivor_id = report
-        .outcomes
-        .iter()
-        .find(|o| o.key.resource_type == "Patient")
-        .map(|o| o.key.id.clone())
-        .or_else(|| survivors_before.first().cloned());
+    let survivor_id = patient_written(&report).or_else(|| survivors_before.first().cloned());
     let Some(survivor_id) = survivor_id else {
         return refuse("the surviving patient is not known");
     };
@@ -577,14 +567,9 @@ fn merge(
     let mut entries = Vec::new();
     let mut moved_identifiers = Vec::new();
     for r in record {
-        let mut v: serde_json::Value = match serde_json::from_str(&r.content) {
-            Ok(v) => v,
-            Err(_) => continue,
+        let Some(mut v) = editable(&r.content) else {
+            continue;
         };
-        if let Some(meta) = v.get_mut("meta").and_then(|m| m.as_object_mut()) {
-            meta.remove("versionId");
-            meta.remove("lastUpdated");
-        }
         if r.key.resource_type == "Patient" && r.key.id == loser_id {
             if let Some(ids) = v.get_mut("identifier").and_then(|i| i.as_array_mut()) {
                 moved_identifiers.append(ids);
@@ -631,11 +616,7 @@ fn survivor_update(
     let Some(p) = store.read(&rapport_store::ResourceKey::new("Patient", survivor_id))? else {
         return Ok(None);
     };
-    let mut v: serde_json::Value = serde_json::from_str(&p.content).unwrap_or_default();
-    if let Some(meta) = v.get_mut("meta").and_then(|m| m.as_object_mut()) {
-        meta.remove("versionId");
-        meta.remove("lastUpdated");
-    }
+    let mut v = editable(&p.content).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         let ids = o
             .entry("identifier")
@@ -663,6 +644,17 @@ fn survivor_update(
         "resource": v,
         "request": {"method": "PUT", "url": format!("Patient/{survivor_id}")}
     })))
+}
+
+/// A stored resource's content to write again: the store sets `meta.versionId` and
+/// `meta.lastUpdated` itself. `None` when the content is not JSON.
+fn editable(content: &str) -> Option<serde_json::Value> {
+    let mut v: serde_json::Value = serde_json::from_str(content).ok()?;
+    if let Some(meta) = v.get_mut("meta").and_then(|m| m.as_object_mut()) {
+        meta.remove("versionId");
+        meta.remove("lastUpdated");
+    }
+    Some(v)
 }
 
 /// Every `reference` equal to `from` becomes `to`.

@@ -170,11 +170,7 @@ impl query_sql::SearchLayout for PgLayout {
         row_conditions: &[String],
     ) -> String {
         let t = sql.text_arg(resource_type);
-        let mut columns = String::from("o.id, o.patient_key");
-        for c in extra_columns {
-            columns.push_str(", ");
-            columns.push_str(c);
-        }
+        let columns = query_sql::match_columns(extra_columns);
         let mut text = format!(
             "SELECT {columns} FROM resource o WHERE o.resource_type = {t} AND NOT o.deleted"
         );

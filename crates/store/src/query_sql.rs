@@ -228,6 +228,14 @@ pub(crate) trait SearchLayout: IndexLayout {
     ) -> String;
 }
 
+/// The columns of a search's matches: id, patient key, then the sort columns.
+pub(crate) fn match_columns(extra: &[String]) -> String {
+    std::iter::once("o.id, o.patient_key")
+        .chain(extra.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// An index-table clause: its table, parameter, condition on the table's value columns, and
 /// whether the condition is an equality on everything that precedes the row key in the table's
 /// primary key (see [`SearchLayout::has_row`]).

@@ -247,6 +247,15 @@ fn load_param_ids(conn: &mut Connection) -> Result<ParamIds> {
 /// SQLite index rows hold a parameter number and the version row; the id is joined in.
 struct SqliteLayout<'a>(&'a ParamIds);
 
+impl SqliteLayout<'_> {
+    /// The placeholder of the number of parameter `code` of `resource_type`, bound in `sql`;
+    /// `None` for a parameter this build does not index.
+    fn param(&self, sql: &mut Sql, resource_type: &str, code: &str) -> Option<String> {
+        let number = self.0.get(resource_type)?.get(code)?;
+        Some(sql.bind(Arg::Int(*number)))
+    }
+}
+
 impl query_sql::IndexLayout for SqliteLayout<'_> {
     fn sign(&self) -> char {
         '?'
@@ -259,11 +268,8 @@ impl query_sql::IndexLayout for SqliteLayout<'_> {
         code: &str,
         condition: &str,
     ) -> String {
-        match self.0.get(resource_type).and_then(|m| m.get(code)) {
-            Some(param) => {
-                let p = sql.bind(Arg::Int(*param));
-                format!("SELECT v.id FROM {table} t JOIN resource_version v ON v.vrow = t.vrow WHERE t.param = {p} AND {condition}")
-            }
+        match self.param(sql, resource_type, code) {
+            Some(p) => format!("SELECT v.id FROM {table} t JOIN resource_version v ON v.vrow = t.vrow WHERE t.param = {p} AND {condition}"),
             // A parameter this build does not index matches nothing.
             None => "SELECT NULL WHERE 0".to_owned(),
         }
@@ -279,11 +285,8 @@ impl query_sql::SearchLayout for SqliteLayout<'_> {
         code: &str,
         condition: &str,
     ) -> String {
-        match self.0.get(resource_type).and_then(|m| m.get(code)) {
-            Some(param) => {
-                let p = sql.bind(Arg::Int(*param));
-                format!("SELECT t.vrow FROM {table} t WHERE t.param = {p} AND {condition}")
-            }
+        match self.param(sql, resource_type, code) {
+            Some(p) => format!("SELECT t.vrow FROM {table} t WHERE t.param = {p} AND {condition}"),
             None => "SELECT NULL WHERE 0".to_owned(),
         }
     }
@@ -303,10 +306,9 @@ impl query_sql::SearchLayout for SqliteLayout<'_> {
         point: bool,
         row: &str,
     ) -> String {
-        let Some(param) = self.0.get(resource_type).and_then(|m| m.get(code)) else {
+        let Some(p) = self.param(sql, resource_type, code) else {
             return "1 = 0".to_owned();
         };
-        let p = sql.bind(Arg::Int(*param));
         if point {
             // One B-tree lookup per candidate (the key is equal up to the version row).
             format!("EXISTS (SELECT 1 FROM {table} t WHERE t.param = {p} AND t.vrow = {row}.vrow AND {condition})")
@@ -333,11 +335,7 @@ impl query_sql::SearchLayout for SqliteLayout<'_> {
             Some(d) => d.to_owned(),
             None => self.select_resource_keys(sql, resource_type, "1 = 1"),
         };
-        let mut columns = String::from("o.id, o.patient_key");
-        for c in extra_columns {
-            columns.push_str(", ");
-            columns.push_str(c);
-        }
+        let columns = query_sql::match_columns(extra_columns);
         let mut keys = format!("SELECT k.vrow FROM ({driver}) k");
         for (i, c) in key_conditions.iter().enumerate() {
             keys.push_str(if i == 0 { " WHERE " } else { " AND " });
@@ -359,13 +357,10 @@ impl query_sql::SearchLayout for SqliteLayout<'_> {
         code: &str,
         aggregate: &str,
     ) -> String {
-        match self.0.get(resource_type).and_then(|m| m.get(code)) {
-            Some(param) => {
-                let p = sql.bind(Arg::Int(*param));
-                format!(
-                    "(SELECT {aggregate} FROM idx_date t WHERE t.vrow = o.vrow AND t.param = {p})"
-                )
-            }
+        match self.param(sql, resource_type, code) {
+            Some(p) => format!(
+                "(SELECT {aggregate} FROM idx_date t WHERE t.vrow = o.vrow AND t.param = {p})"
+            ),
             None => "NULL".to_owned(),
         }
     }

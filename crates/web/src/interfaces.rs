@@ -62,7 +62,7 @@ async fn patient_messages(
         p { a href={ "/patients/" (id) } { "Back to the patient" } }
         @if messages.is_empty() { p { "No HL7 v2 message about this patient." } }
         @for m in &messages {
-            @let name = format!("{} {} {} #{}", m.message.feed, m.message.message_type, m.message.control_id, &hex::encode(m.message.content_sha256)[..8]);
+            @let name = rapport_ingest::hl7::source_name(&m.message.feed, &m.message.message_type, &m.message.control_id, &m.message.content_sha256);
             @let became: Vec<&rapport_store::StoredResource> = record
                 .iter()
                 .filter(|r| r.key.resource_type != "Provenance" && r.source.as_ref().is_some_and(|s| s.kind == "hl7v2" && s.name == name))

@@ -62,7 +62,7 @@ fn acks_in(output: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn patients_with(store: &dyn Store, system: &str, value: &str) -> usize {
+fn patients_with(store: &dyn Store, system: &str, value: &str) -> Vec<String> {
     store
         .search_ids(
             &Query {
@@ -76,7 +76,6 @@ fn patients_with(store: &dyn Store, system: &str, value: &str) -> usize {
             100,
         )
         .unwrap()
-        .len()
 }
 
 #[test]
@@ -333,7 +332,8 @@ fn after_a_sigkill_every_acknowledged_message_is_stored_exactly_once() {
                 store.as_ref(),
                 "urn:rapport:hl7v2:authority:HOSP01",
                 &format!("{:06}", 700_000 + n)
-            ),
+            )
+            .len(),
             1,
             "patient of message {n} (acknowledged before the kill: {})",
             n < first_run
@@ -382,11 +382,13 @@ async fn the_care_team_sees_each_raw_message_beside_what_it_became_and_admins_se
         receipt.detail
     );
     let patient = tokio::task::block_in_place(|| {
-        patients_with_ids(
+        let ids = patients_with(
             app.store.as_ref(),
             "urn:rapport:hl7v2:authority:HOSP01",
             "990001",
-        )
+        );
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        ids[0].clone()
     });
     tokio::task::block_in_place(|| {
         app.add_user("nurse@test.example", "clinician", None, None);
@@ -460,22 +462,4 @@ async fn the_care_team_sees_each_raw_message_beside_what_it_became_and_admins_se
         !list.body.contains("TEST^VIEWER"),
         "no message content for admins"
     );
-}
-
-fn patients_with_ids(store: &dyn Store, system: &str, value: &str) -> String {
-    let ids = store
-        .search_ids(
-            &Query {
-                resource_type: "Patient".into(),
-                clauses: vec![Clause::Token {
-                    param: "identifier",
-                    system: Some(system.into()),
-                    code: value.into(),
-                }],
-            },
-            10,
-        )
-        .unwrap();
-    assert_eq!(ids.len(), 1, "{ids:?}");
-    ids[0].clone()
 }

@@ -130,9 +130,9 @@ impl SqliteStore {
         }
         let mut writer = Connection::open(path)?;
         restrict_to_owner(path);
-        // The writer's statements (searches, batched inserts of each table) outnumber the
-        // default cache of 16.
-        writer.set_prepared_statement_cache_capacity(64);
+        // The writer's statements (searches, batched inserts of each table in eight sizes,
+        // insert_batched) outnumber the default cache of 16.
+        writer.set_prepared_statement_cache_capacity(256);
         configure(&writer)?;
         migrate(&mut writer)?;
         let params = Arc::new(load_param_ids(&mut writer)?);
@@ -616,23 +616,23 @@ fn insert_batched<T>(
         let one = format!("({})", vec!["?"; columns].join(","));
         format!("{insert} {} {tail}", vec![one; n].join(","))
     };
-    let mut chunks = rows.chunks_exact(BATCH_ROWS);
-    if rows.len() >= BATCH_ROWS {
-        let mut stmt = conn.prepare_cached(&values(BATCH_ROWS))?;
-        for chunk in &mut chunks {
-            for (i, row) in chunk.iter().enumerate() {
-                bind(&mut stmt, i * columns + 1, row)?;
-            }
-            stmt.raw_execute()?;
-        }
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut stmt = conn.prepare(&values(rest.len()))?;
-        for (i, row) in rest.iter().enumerate() {
+    // Full statements of BATCH_ROWS rows, then the rest in statements of 64, 32, … 1 rows:
+    // every size is prepared once per connection and kept in its statement cache, where
+    // preparing a statement for each remainder cost a seventh of the writer's time.
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = if rest.len() >= BATCH_ROWS {
+            BATCH_ROWS
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let mut stmt = conn.prepare_cached(&values(size))?;
+        let (chunk, tail) = rest.split_at(size);
+        for (i, row) in chunk.iter().enumerate() {
             bind(&mut stmt, i * columns + 1, row)?;
         }
         stmt.raw_execute()?;
+        rest = tail;
     }
     Ok(())
 }

@@ -9,17 +9,20 @@
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod alerts;
 mod export;
 mod hl7;
 mod pending;
 mod pg;
 mod pg_access;
+mod pg_alerts;
 mod pg_export;
 mod pg_hl7;
 mod pool;
 mod query_sql;
 mod sqlite;
 mod sqlite_access;
+mod sqlite_alerts;
 mod sqlite_export;
 mod sqlite_hl7;
 pub mod testing;
@@ -34,6 +37,7 @@ pub use access::{
     AccessRows, AccessStore, AccessTx, AuditFilter, BreakGlassRecord, NewUser, OAuthClientRecord,
     OAuthCodeRecord, SessionRecord, TakenCode, TokenRecord, UserRecord,
 };
+pub use alerts::{AlertStore, AlertTx};
 pub use export::{ExportJob, ExportStore};
 pub use hl7::{Hl7Message, Hl7Outcome, Hl7Store, Hl7Tx, NewHl7Message};
 pub use pg::PgStore;
@@ -207,7 +211,7 @@ pub struct PatientPage {
 }
 
 /// Operations inside one write transaction. Reads here see the transaction's own writes.
-pub trait WriteTx: AccessTx + Hl7Tx {
+pub trait WriteTx: AccessTx + Hl7Tx + AlertTx {
     /// What is stored of each key, in the same order (`None`: never written).
     fn existing(&mut self, keys: &[ResourceKey]) -> Result<Vec<Option<Existing>>>;
     /// Ids of current, non-deleted resources matching `query` (conditional references,
@@ -233,7 +237,7 @@ pub enum Durability {
 }
 
 /// The resource store. Implementations: [`SqliteStore`], [`PgStore`].
-pub trait Store: AccessStore + ExportStore + Hl7Store + Send + Sync {
+pub trait Store: AccessStore + AlertStore + ExportStore + Hl7Store + Send + Sync {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Run `work` in one transaction; commit when it returns `Ok`, roll back otherwise.

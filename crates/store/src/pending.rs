@@ -23,6 +23,14 @@ impl Pending {
         self.versions.len()
     }
 
+    /// The patients the buffered versions belong to, each once.
+    pub(crate) fn patients(&self) -> std::collections::BTreeSet<&str> {
+        self.versions
+            .iter()
+            .filter_map(|(_, v)| v.patient_key.as_deref())
+            .collect()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.versions.is_empty()
     }

@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/postgres/0007_bulk_export.sql")),
     (8, include_str!("migrations/postgres/0008_dates_by_row.sql")),
     (9, include_str!("migrations/postgres/0009_hl7_messages.sql")),
+    (10, include_str!("migrations/postgres/0010_alerts.sql")),
 ];
 
 /// Serialises migrations of concurrent start-ups (pg_advisory_xact_lock key).
@@ -296,6 +297,9 @@ impl PgTx<'_> {
         }
         let pending = std::mem::take(&mut self.pending);
         let stale = std::mem::take(&mut self.stale);
+        // Their alert rules are evaluated again once this commits (alert_dirty).
+        let patients: Vec<&str> = pending.patients().into_iter().collect();
+        crate::pg_alerts::mark_dirty(&mut self.tx, &patients)?;
         if !stale.is_empty() {
             let (types, ids): (Vec<&str>, Vec<&str>) =
                 stale.iter().map(|(t, i)| (t.as_str(), i.as_str())).unzip();

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/sqlite/0007_bulk_export.sql")),
     (8, include_str!("migrations/sqlite/0008_dates_by_row.sql")),
     (9, include_str!("migrations/sqlite/0009_hl7_messages.sql")),
+    (10, include_str!("migrations/sqlite/0010_alerts.sql")),
 ];
 
 /// Numbers of the search parameters (table `search_param`), by resource type and code.
@@ -646,6 +647,8 @@ impl SqliteTx<'_> {
         }
         let pending = std::mem::take(&mut self.pending);
         let tx = &self.tx;
+        // Their alert rules are evaluated again once this commits (alert_dirty).
+        crate::sqlite_alerts::mark_dirty(tx, pending.patients())?;
         insert_batched(
             tx,
             "INSERT INTO resource_version (vrow, resource_type, id, version, patient_key, last_updated, deleted, content_hash, content, source_id, source_entry) VALUES",

@@ -84,6 +84,35 @@ impl crate::Hl7Store for Closed {
     }
 }
 
+impl crate::AlertStore for Closed {
+    fn dirty_patients(&self, _: u64) -> Result<Vec<(String, i64)>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn showing_alerts(
+        &self,
+        _: &[String],
+        _: i64,
+        _: u64,
+    ) -> Result<Vec<crate::alerts::StoredAlert>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn patient_alerts(&self, _: &str, _: bool) -> Result<Vec<crate::alerts::StoredAlert>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn alert(&self, _: i64) -> Result<Option<crate::alerts::StoredAlert>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn patient_ids_after(&self, _: &str, _: u64) -> Result<Vec<String>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn sweep_state(&self) -> Result<Option<(String, i64, Option<i64>, i64)>> {
+        Err(crate::StoreError::Aborted)
+    }
+    fn alert_counts(&self) -> Result<Vec<(String, u64)>> {
+        Err(crate::StoreError::Aborted)
+    }
+}
+
 impl Store for Closed {
     fn backend(&self) -> &'static str {
         "closed"

@@ -502,7 +502,9 @@ pub(crate) fn overdue_task(d: &PatientData, c: &Config, now: i64) -> Vec<Alert> 
                 Severity::Normal
             },
             title: "Overdue task".into(),
-            why: format!("{what}: due {}, still {status}", day(due, tz)),
+            // `due` is the end of the due date's precision (`2026-12-03` ends at midnight on the
+            // 4th); the day shown is the last one inside it, the day it was due.
+            why: format!("{what}: due {}, still {status}", day(due - 1, tz)),
             due_ms: Some(due),
             focus: Some(format!("Task/{id}")),
         });
@@ -548,7 +550,7 @@ pub(crate) fn overdue_task(d: &PatientData, c: &Config, now: i64) -> Vec<Alert> 
                 title: "Overdue care plan activity".into(),
                 why: format!(
                     "{what} ({plan_name}): planned by {}, {status}",
-                    day(due, tz)
+                    day(due - 1, tz)
                 ),
                 due_ms: Some(due),
                 focus: Some(format!("CarePlan/{id}")),

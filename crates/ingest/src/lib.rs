@@ -7,6 +7,7 @@
 //! references could not be resolved yet, so the order of files does not matter.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 mod apply;
 pub mod files;
 pub mod hl7;

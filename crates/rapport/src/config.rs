@@ -20,6 +20,28 @@ pub struct Config {
     pub public_url: Option<String>,
     pub data_dir: PathBuf,
     pub database_url: DatabaseUrl,
+    /// The administrator's alert rules file (`None`: the built-in defaults).
+    pub alert_rules: Option<PathBuf>,
+}
+
+impl Config {
+    /// The alert rules' parameters: the defaults with the administrator's file over them. A
+    /// file that cannot be read or has a bad key stops start-up, naming the file and the key.
+    pub fn alert_rules(
+        &self,
+    ) -> anyhow::Result<(rapport_alerts::Config, Option<(PathBuf, String)>)> {
+        match &self.alert_rules {
+            None => Ok((rapport_alerts::Config::default(), None)),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the alert rules file {}", path.display())
+                })?;
+                let rules = rapport_alerts::Config::from_toml(&text)
+                    .with_context(|| format!("in the alert rules file {}", path.display()))?;
+                Ok((rules, Some((path.clone(), text))))
+            }
+        }
+    }
 }
 
 /// Flags shared by every command that opens the store.
@@ -51,6 +73,10 @@ pub struct ServeArgs {
     /// URLs of FHIR responses (Location, paging links, fullUrl). Default: from the Host header.
     #[arg(long, env = "RAPPORT_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Alert rule parameters: a TOML file laid over the built-in defaults (`rapport alerts
+    /// defaults` prints them).
+    #[arg(long, env = "RAPPORT_ALERT_RULES")]
+    pub alert_rules: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -91,6 +117,7 @@ impl ServeArgs {
             public_url,
             data_dir: self.store.data_dir.clone(),
             database_url: self.store.database_url()?,
+            alert_rules: self.alert_rules.clone(),
         })
     }
 }

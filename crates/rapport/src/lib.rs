@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod alerts;
 pub mod bench;
 pub mod config;
 pub mod import;
@@ -65,6 +66,8 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Alerts are evaluated while the server runs (and stop with it).
+        let _evaluator = alerts::Evaluator::start(self.state.clone());
         // The peer address goes into the audit trail of each request.
         axum::serve(
             self.listener,

@@ -86,9 +86,31 @@ enum Command {
         #[command(subcommand)]
         command: rapport::accounts::AuditCommand,
     },
+    /// Care-team alerts: evaluate changed patients, sweep everyone, print the rule defaults.
+    Alerts {
+        #[command(flatten)]
+        store: GlobalStoreArgs,
+        /// Alert rule parameters (TOML over the defaults).
+        #[arg(long, env = "RAPPORT_ALERT_RULES", global = true)]
+        alert_rules: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Benchmarks whose figures go into BENCHMARKS.md.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertsCommand {
+    /// Evaluate the patients whose data changed since their last evaluation.
+    Evaluate,
+    /// Evaluate every patient (the scheduled sweep), resuming an unfinished one.
+    Sweep,
+    /// Print the built-in rule parameters (a starting point for --alert-rules).
+    Defaults,
+    /// List the rules.
+    Rules,
 }
 
 fn main() -> ExitCode {
@@ -214,11 +236,63 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Alerts {
+            store,
+            alert_rules,
+            command: cmd,
+        } => {
+            let mut config = store_only(&store.into())?;
+            config.alert_rules = alert_rules;
+            run_alerts(&config, cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(cmd) => {
             bench::run(cmd)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_alerts(config: &rapport::Config, cmd: AlertsCommand) -> anyhow::Result<()> {
+    match cmd {
+        AlertsCommand::Defaults => {
+            print!("{}", rapport_alerts::config::DEFAULTS_TOML);
+            return Ok(());
+        }
+        AlertsCommand::Rules => {
+            for r in rapport_alerts::RULES {
+                println!("{:<24} {}\n{:<24} {}", r.id, r.name, "", r.description);
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let (rules, _) = config.alert_rules()?;
+    let store = open_store(config)?;
+    let started = std::time::Instant::now();
+    let (patients, s) = match cmd {
+        AlertsCommand::Evaluate => {
+            rapport_ingest::alerts::drain(store.as_ref(), &rules, &rapport::now_ms)?
+        }
+        _ => {
+            let bar = indicatif::ProgressBar::new_spinner();
+            let result =
+                rapport_ingest::alerts::sweep(store.as_ref(), &rules, &rapport::now_ms, &mut |n| {
+                    bar.set_message(format!("{n} patients evaluated"))
+                });
+            bar.finish_and_clear();
+            result?
+        }
+    };
+    println!(
+        "{patients} patients evaluated in {:.1} s: {} alerts raised, {} reopened, {} resolved, {} updated",
+        started.elapsed().as_secs_f64(),
+        s.raised,
+        s.reopened,
+        s.resolved,
+        s.refreshed
+    );
+    Ok(())
 }
 
 fn store_only(args: &StoreArgs) -> anyhow::Result<rapport::Config> {
@@ -229,6 +303,7 @@ fn store_only(args: &StoreArgs) -> anyhow::Result<rapport::Config> {
         public_url: None,
         data_dir: args.data_dir.clone(),
         database_url: args.database_url()?,
+        alert_rules: None,
     })
 }
 
@@ -247,7 +322,10 @@ fn serve(
             "bulk export jobs were cut off by the last stop"
         );
     }
+    let (alert_rules, alert_rules_file) = config.alert_rules()?;
     let settings = rapport_web::Settings {
+        alert_rules: std::sync::Arc::new(alert_rules),
+        alert_rules_file,
         secure_cookies: config.secure_cookies,
         public_url: config.public_url.clone(),
         export_dir: config.data_dir.join("exports"),

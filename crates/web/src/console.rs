@@ -27,7 +27,7 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
         "GET",
         "/",
         RouteAccess::Public,
-        get(|| async { Redirect::to("/patients") }),
+        get(|| async { Redirect::to("/today") }),
     )
     .add(
         "GET",
@@ -268,13 +268,32 @@ async fn patient_page(
         })
         .collect();
     // Offer the note form only to those who may write (a caregiver may have read-only access).
-    let may_write = granted.also_allows(&caller, Action::Write, state.clock.now_ms());
+    let now = state.clock.now_ms();
+    let may_write = granted.also_allows(&caller, Action::Write, now);
+    let alerts = {
+        let id = id.clone();
+        state
+            .with_store(move |s| s.patient_alerts(&id, false))
+            .await?
+    };
+    let open_tasks: Vec<Value> = items
+        .iter()
+        .filter(|i| i.stored.key.resource_type == "Task")
+        .filter(|i| {
+            matches!(
+                i.resource.get("status").and_then(Value::as_str),
+                Some("requested" | "received" | "accepted" | "ready" | "in-progress" | "on-hold")
+            )
+        })
+        .map(|i| i.resource.clone())
+        .collect();
     // The whole compartment was read: one audit record names it (`Patient/id/*`).
     access::record(&state, &caller, &granted, vec![format!("Patient/{id}/*")]).await?;
     let body = html! {
         @if let Decision::Allow(Basis::BreakGlass { .. }) = granted.decision {
             p.flag role="status" { "Emergency access (break-the-glass): recorded and reviewed." }
         }
+        (crate::today::patient_alerts_section(&alerts, &open_tasks, caller.csrf().filter(|_| may_write), now, &id))
         (render_360(patient, &items, &names))
         @if items.iter().any(|i| i.stored.source.as_ref().is_some_and(|s| s.kind == "hl7v2")) {
             p { a href={ "/patients/" (id) "/messages" } { "Messages from feeds (HL7 v2), as received" } }
@@ -343,29 +362,57 @@ async fn add_note(
             "creation": when,
         }}],
     });
-    // The id is chosen here so that the audit record can name the document it wrote.
-    let doc_id = uuid::Uuid::new_v4().to_string();
+    write_resource(
+        &state,
+        &caller,
+        &granted,
+        doc,
+        format!("console note by {}", caller.principal.email),
+        "a note belongs to the patient it was written for",
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/patients/{id}#timeline")))
+}
+
+/// Write one new resource of the patient `granted` is for, through the importer (versioned,
+/// with provenance "console"), audited as a write in the same transaction; its id is chosen here
+/// so that the audit record names it. Anything else the write would change is refused with
+/// `foreign`. Returns the new id.
+pub(crate) async fn write_resource(
+    state: &AppState,
+    caller: &Caller,
+    granted: &access::Granted,
+    resource: Value,
+    unit_name: String,
+    foreign: &'static str,
+) -> Result<String, WebError> {
+    let now = state.clock.now_ms();
+    let resource_type = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let new_id = uuid::Uuid::new_v4().to_string();
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
-        "fullUrl": format!("urn:uuid:{doc_id}"),
-        "resource": doc,
-        "request": {"method": "PUT", "url": format!("DocumentReference/{doc_id}")},
+        "fullUrl": format!("urn:uuid:{new_id}"),
+        "resource": resource,
+        "request": {"method": "PUT", "url": format!("{resource_type}/{new_id}")},
     }]});
     let record = granted.record(
-        &caller,
+        caller,
         vec![
-            format!("Patient/{id}"),
-            format!("DocumentReference/{doc_id}"),
+            format!("Patient/{}", granted.patient),
+            format!("{resource_type}/{new_id}"),
         ],
         now,
     );
     let unit = rapport_ingest::Unit {
-        name: format!("console note by {}", caller.principal.email),
+        name: unit_name,
         kind: "console",
         payload: rapport_ingest::Payload::Value(bundle),
     };
     let report = state
         .with_store(move |s| {
-            // The note was authorised for this patient: anything else it would change is refused.
             let patient = record.patient_id.clone();
             let guard = |changes: &[rapport_ingest::Change<'_>]| -> Vec<Option<String>> {
                 changes
@@ -373,7 +420,7 @@ async fn add_note(
                     .map(|c| {
                         (c.new_patient.map(str::to_owned) != patient
                             || c.old_patient.is_some_and(|o| Some(o) != patient.as_deref()))
-                        .then(|| "a note belongs to the patient it was written for".to_owned())
+                        .then(|| foreign.to_owned())
                     })
                     .collect()
             };
@@ -387,9 +434,11 @@ async fn add_note(
         })
         .await?;
     if !report.errors.is_empty() {
-        return Err(WebError::Internal("the note could not be stored".into()));
+        return Err(WebError::Internal(format!(
+            "the {resource_type} could not be stored"
+        )));
     }
-    Ok(Redirect::to(&format!("/patients/{id}#timeline")))
+    Ok(new_id)
 }
 
 #[derive(Deserialize)]

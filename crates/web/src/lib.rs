@@ -19,6 +19,7 @@ mod login;
 mod page;
 mod security;
 mod smart;
+mod today;
 mod view;
 
 use std::collections::HashMap;
@@ -48,6 +49,12 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Where bulk export jobs write their NDJSON files (`rapport serve`: `DATA_DIR/exports`).
     pub export_dir: std::path::PathBuf,
+    /// The alert rules' parameters, and the administrator's file they came from (shown at
+    /// /admin/alerts; `None`: the compiled-in defaults).
+    pub alert_rules: Arc<rapport_alerts::Config>,
+    pub alert_rules_file: Option<(std::path::PathBuf, String)>,
+    /// How often the sweep re-evaluates every patient's time-based rules.
+    pub alert_sweep_every_ms: i64,
 }
 
 impl Default for Settings {
@@ -59,6 +66,9 @@ impl Default for Settings {
             sign_in_attempts_per_address: 100,
             public_url: None,
             export_dir: std::env::temp_dir().join("rapport-exports"),
+            alert_rules: Arc::new(rapport_alerts::Config::default()),
+            alert_rules_file: None,
+            alert_sweep_every_ms: 15 * 60 * 1000,
         }
     }
 }
@@ -140,6 +150,9 @@ pub struct AppState {
     pub settings: Settings,
     pub clock: Arc<Clock>,
     pub(crate) throttle: Arc<Throttle>,
+    /// Bumped whenever alerts change (the evaluator, a person's action): the Today page's
+    /// live refresh listens to it.
+    pub alert_events: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl AppState {
@@ -149,6 +162,7 @@ impl AppState {
             settings,
             clock: Arc::new(Clock::default()),
             throttle: Arc::new(Throttle::default()),
+            alert_events: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -271,6 +285,7 @@ fn book() -> RouteBook {
     let book = fhir::routes(book);
     let book = smart::routes(book);
     let book = interfaces::routes(book);
+    let book = today::routes(book);
     admin::routes(book)
 }
 

@@ -221,7 +221,9 @@ async fn login(
                     })
                     .await?;
             }
-            let to = if principal.roles.iter().all(|r| *r == rapport_access::Role::Admin) && next == "/patients" { "/admin/users".to_owned() } else { next };
+            // Staff land on Today; admins alone on the user list.
+            let staff = principal.roles.iter().any(|r| matches!(r, rapport_access::Role::Clinician | rapport_access::Role::Coordinator));
+            let to = if principal.roles.iter().all(|r| *r == rapport_access::Role::Admin) && next == "/patients" { "/admin/users".to_owned() } else if staff && next == "/patients" { "/today".to_owned() } else { next };
             let secure = state.settings.secure_cookies;
             let mut headers = HeaderMap::new();
             headers.append(SET_COOKIE, set_cookie(session_cookie_name(secure), &session_secret, "/", secure, "Lax").parse().expect("a valid header"));

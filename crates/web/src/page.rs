@@ -62,6 +62,7 @@ pub(crate) fn layout(title: &str, caller: Option<&Caller>, body: Markup) -> Mark
                     a href="/patients" { "Rapport" }
                     @if let Some(c) = caller {
                         @if c.principal.roles.iter().any(|r| !matches!(r, rapport_access::Role::Admin)) {
+                            a href="/today" { "Today" }
                             a href="/patients" { "Patients" }
                         }
                         @if c.principal.is_admin() {
@@ -69,6 +70,7 @@ pub(crate) fn layout(title: &str, caller: Option<&Caller>, body: Markup) -> Mark
                             a href="/admin/audit" { "Audit trail" }
                             a href="/admin/break-glass" { "Break-the-glass reviews" }
                             a href="/admin/interfaces" { "Interfaces" }
+                            a href="/admin/alerts" { "Alert rules" }
                         }
                         span.spacer {}
                         span.who { (c.principal.name) " (" (c.principal.role_label()) ")" }

@@ -13,7 +13,7 @@ use crate::AppState;
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// No inline script or style anywhere, no framing, forms only to this site.
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// [`CSP`] with one more origin a form may lead to: the SMART consent page's form answers with a
 /// redirect to the app, and browsers apply `form-action` to that redirect too. `origin` is a URL

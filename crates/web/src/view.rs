@@ -110,6 +110,13 @@ pub fn format_date(s: &str) -> String {
     }
 }
 
+/// A day: "2 Dec 2026".
+pub fn format_ms_day(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%-d %b %Y").to_string())
+        .unwrap_or_default()
+}
+
 pub fn format_ms(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
         .map(|d| d.format("%-d %b %Y %H:%M UTC").to_string())

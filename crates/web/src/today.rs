@@ -1,0 +1,583 @@
+//! The Today page (`/today`, staff's landing page): the alerts of the patients the signed-in
+//! person may see, most urgent first, grouped by rule with counts, each saying why it is there;
+//! one-click acknowledge, snooze, dismiss, assign, turn into a task, open the patient. The list
+//! refreshes itself when alerts change (server-sent events on `/today/events`, script in
+//! `/static/today.js`); without a script every action is an ordinary form post.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{html, Markup};
+use rapport_access::policy::Action;
+use rapport_store::alerts::{AlertAction, StoredAlert};
+use rapport_store::ResourceKey;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::form::Form;
+use crate::page::layout;
+use crate::{access, view, AppState, Caller, RouteAccess, RouteBook, WebError};
+
+/// The most alerts one page lists per group (the counts are of all of them).
+const PER_GROUP: usize = 50;
+/// The most alerts read for one page.
+const MAX_ALERTS: u64 = 20_000;
+
+pub(crate) fn routes(book: RouteBook) -> RouteBook {
+    book.add("GET", "/today", RouteAccess::PatientList, get(today_page))
+        .add(
+            "GET",
+            "/today/events",
+            RouteAccess::SignedIn,
+            get(today_events),
+        )
+        .add(
+            "POST",
+            "/alerts/{id}",
+            RouteAccess::PatientWrite,
+            post(change_alert),
+        )
+        .add(
+            "GET",
+            "/admin/alerts",
+            RouteAccess::Admin,
+            get(admin_alerts),
+        )
+        .add(
+            "GET",
+            "/static/today.js",
+            RouteAccess::Public,
+            get(|| async {
+                (
+                    [
+                        (
+                            axum::http::header::CONTENT_TYPE,
+                            "text/javascript; charset=utf-8",
+                        ),
+                        (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+                    ],
+                    TODAY_JS,
+                )
+            }),
+        )
+}
+
+/// Refreshes the list in place when the server says alerts changed (keeps the filters, the
+/// focus and the scroll position).
+const TODAY_JS: &str = r#"(function () {
+  var list = document.getElementById('today-list');
+  if (!list || !window.EventSource) return;
+  var busy = false, again = false;
+  function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    var url = new URL(window.location.href);
+    url.searchParams.set('fragment', '1');
+    fetch(url, {credentials: 'same-origin'}).then(function (r) {
+      if (!r.ok) throw new Error(r.status);
+      return r.text();
+    }).then(function (html) {
+      var focused = document.activeElement && document.activeElement.id;
+      list.innerHTML = html;
+      list.setAttribute('data-refreshed', String(Date.now()));
+      if (focused) { var f = document.getElementById(focused); if (f) f.focus(); }
+    }).catch(function () {}).then(function () {
+      busy = false;
+      if (again) { again = false; refresh(); }
+    });
+  }
+  var events = new EventSource('/today/events');
+  events.addEventListener('alerts', refresh);
+  document.getElementById('today-live').textContent = 'Live: updates as alerts change.';
+})();
+"#;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct TodayParams {
+    /// A rule id: only that kind.
+    #[serde(default)]
+    kind: Option<String>,
+    /// `mine`: only alerts assigned to me; `team` (default): every patient I may see.
+    #[serde(default)]
+    scope: Option<String>,
+    /// `overdue`, `today` or `week`: only alerts due by then.
+    #[serde(default)]
+    due: Option<String>,
+    /// Only the list (for the live refresh).
+    #[serde(default)]
+    fragment: Option<String>,
+}
+
+async fn today_page(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<TodayParams>,
+) -> Result<Response, WebError> {
+    let now = state.clock.now_ms();
+    let patients = access::visible(&state, &caller).await?;
+    let alerts = {
+        let patients = patients.clone();
+        state
+            .with_store(move |s| s.showing_alerts(&patients, now, MAX_ALERTS))
+            .await?
+    };
+    let me = caller.principal.user_id;
+    let due_by = match params.due.as_deref() {
+        Some("overdue") => Some(now),
+        Some("today") => Some(end_of_day(now)),
+        Some("week") => Some(end_of_day(now) + 6 * 86_400_000),
+        _ => None,
+    };
+    let mine = params.scope.as_deref() == Some("mine");
+    let filtered: Vec<&StoredAlert> = alerts
+        .iter()
+        .filter(|a| params.kind.as_deref().is_none_or(|k| a.candidate.rule == k))
+        .filter(|a| !mine || a.assigned_to == Some(me))
+        .filter(|a| due_by.is_none_or(|d| a.candidate.due_ms.is_some_and(|t| t <= d)))
+        .collect();
+    // Group by rule in the rules' order; the rows of each group are already most urgent first.
+    let mut groups: BTreeMap<usize, Vec<&StoredAlert>> = BTreeMap::new();
+    for a in &filtered {
+        let order = rapport_alerts::RULES
+            .iter()
+            .position(|r| r.id == a.candidate.rule)
+            .unwrap_or(usize::MAX);
+        groups.entry(order).or_default().push(a);
+    }
+    // Names of the patients on the page (only those shown).
+    let shown: Vec<String> = {
+        let mut ids: Vec<String> = groups
+            .values()
+            .flat_map(|g| g.iter().take(PER_GROUP))
+            .map(|a| a.patient_key.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let keys: Vec<ResourceKey> = shown
+        .iter()
+        .map(|id| ResourceKey::new("Patient", id.clone()))
+        .collect();
+    let read = state.with_store(move |s| s.read_many(&keys)).await?;
+    let names: HashMap<String, String> = read
+        .iter()
+        .filter_map(|p| {
+            let v: Value = serde_json::from_str(&p.content).ok()?;
+            Some((p.key.id.clone(), view::person_name(&v)))
+        })
+        .collect();
+    access::record_list(&state, &caller, shown).await?;
+    let counts: Vec<(&'static rapport_alerts::Rule, usize)> = rapport_alerts::RULES
+        .iter()
+        .map(|r| {
+            (
+                r,
+                alerts.iter().filter(|a| a.candidate.rule == r.id).count(),
+            )
+        })
+        .collect();
+    let list = render_list(&groups, &names, caller.csrf(), now, filtered.len());
+    if params.fragment.is_some() {
+        return Ok(Html(list.into_string()).into_response());
+    }
+    let body = html! {
+        h1 { "Today" }
+        p.muted {
+            (alerts.len()) " open alerts for the " (patients.len()) " patients you may see. "
+            span #today-live role="status" {}
+        }
+        nav.filters aria-label="Alert kinds" {
+            a href="/today" aria-current=[params.kind.is_none().then_some("page")] { "All (" (alerts.len()) ")" }
+            @for (rule, n) in &counts {
+                " "
+                a href={ "/today?kind=" (rule.id) } aria-current=[(params.kind.as_deref() == Some(rule.id)).then_some("page")] {
+                    (rule.name) " (" (n) ")"
+                }
+            }
+        }
+        form.filters method="get" action="/today" {
+            @if let Some(k) = &params.kind { input type="hidden" name="kind" value=(k); }
+            label { "Show "
+                select name="scope" {
+                    option value="team" selected[!mine] { "all my patients" }
+                    option value="mine" selected[mine] { "assigned to me" }
+                }
+            }
+            " "
+            label { "Due "
+                select name="due" {
+                    option value="" selected[due_by.is_none()] { "any time" }
+                    option value="overdue" selected[params.due.as_deref() == Some("overdue")] { "overdue" }
+                    option value="today" selected[params.due.as_deref() == Some("today")] { "by today" }
+                    option value="week" selected[params.due.as_deref() == Some("week")] { "within a week" }
+                }
+            }
+            " "
+            button type="submit" { "Filter" }
+        }
+        div #today-list { (list) }
+        script src="/static/today.js" defer {}
+    };
+    Ok(Html(layout("Today", Some(&caller), body).into_string()).into_response())
+}
+
+fn end_of_day(now: i64) -> i64 {
+    (now.div_euclid(86_400_000) + 1) * 86_400_000
+}
+
+fn render_list(
+    groups: &BTreeMap<usize, Vec<&StoredAlert>>,
+    names: &HashMap<String, String>,
+    csrf: Option<&str>,
+    now: i64,
+    total: usize,
+) -> Markup {
+    html! {
+        @if total == 0 {
+            p.empty { "Nothing needs doing for your patients right now." }
+        }
+        @for (order, alerts) in groups {
+            @let rule = rapport_alerts::RULES.get(*order);
+            section.card.alert-group aria-labelledby={ "group-" (order) } {
+                h2 #{ "group-" (order) } {
+                    (rule.map_or("Other", |r| r.name)) " "
+                    span.count { "(" (alerts.len()) ")" }
+                }
+                ul.alerts {
+                    @for a in alerts.iter().take(PER_GROUP) {
+                        (alert_row(a, names.get(&a.patient_key).map(String::as_str), csrf, now, "/today"))
+                    }
+                }
+                @if alerts.len() > PER_GROUP {
+                    p.muted {
+                        (alerts.len() - PER_GROUP) " more. "
+                        @if let Some(r) = rule { a href={ "/today?kind=" (r.id) } { "Show only " (r.name.to_lowercase()) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One alert with its actions; `back` is where the forms return to.
+pub(crate) fn alert_row(
+    a: &StoredAlert,
+    patient_name: Option<&str>,
+    csrf: Option<&str>,
+    now: i64,
+    back: &str,
+) -> Markup {
+    let severity = match a.candidate.severity {
+        0 => "critical",
+        1 => "high",
+        2 => "normal",
+        _ => "low",
+    };
+    let id = a.alert_id;
+    html! {
+        li.alert data-severity=(severity) data-alert=(id) data-status=(a.status) {
+            div.what {
+                span.severity { (severity) } " "
+                strong { (a.candidate.title) }
+                @if let Some(name) = patient_name {
+                    " · " a href={ "/patients/" (a.patient_key) } { (name) }
+                }
+                @if a.status == "acknowledged" { " " span.tag { "acknowledged" } }
+                @if a.status == "snoozed" { " " span.tag { "snooze ended" } }
+                @if a.assigned_to.is_some() { " " span.tag { "assigned" } }
+                @if let Some(due) = a.candidate.due_ms {
+                    " " span.due.overdue[due <= now] { "due " (view::format_ms_day(due)) }
+                }
+            }
+            p.why { (a.candidate.why) }
+            @if let Some(csrf) = csrf {
+                form.actions method="post" action={ "/alerts/" (id) } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="back" value=(back);
+                    @if a.status != "acknowledged" {
+                        button #{ "ack-" (id) } name="action" value="acknowledge" { "Acknowledge" }
+                    }
+                    button name="action" value="snooze-day" { "Snooze 1 day" }
+                    button name="action" value="snooze-week" { "Snooze 1 week" }
+                    @if a.assigned_to.is_none() {
+                        button name="action" value="assign-me" { "Assign to me" }
+                    } @else {
+                        button name="action" value="unassign" { "Unassign" }
+                    }
+                    button name="action" value="task" { "Make a task" }
+                    label { span.visually-hidden { "Reason to dismiss" }
+                        input type="text" name="reason" placeholder="reason to dismiss" maxlength="500";
+                    }
+                    button name="action" value="dismiss" { "Dismiss" }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ChangeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// A person's change to an alert: authorised as a write on its patient, audited in the same
+/// transaction as the change.
+async fn change_alert(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Form(form): Form<ChangeForm>,
+) -> Result<Response, WebError> {
+    caller.check_csrf(&form.csrf)?;
+    let found = state.with_store(move |s| s.alert(id)).await?;
+    let Some(found) = found else {
+        return Err(WebError::NotFound);
+    };
+    let granted = access::require(&state, &caller, &found.patient_key, Action::Write).await?;
+    let now = state.clock.now_ms();
+    let me = caller.principal.user_id;
+    let action = match form.action.as_str() {
+        "acknowledge" => AlertAction::Acknowledge,
+        "snooze-day" => AlertAction::Snooze {
+            until_ms: now + 86_400_000,
+        },
+        "snooze-week" => AlertAction::Snooze {
+            until_ms: now + 7 * 86_400_000,
+        },
+        "reopen" => AlertAction::Reopen,
+        "assign-me" => AlertAction::Assign { user_id: Some(me) },
+        "unassign" => AlertAction::Assign { user_id: None },
+        "dismiss" => {
+            let reason = form.reason.trim();
+            if reason.is_empty() || reason.chars().count() > 500 {
+                access::record(&state, &caller, &granted, vec![format!("Alert/{id}")]).await?;
+                return Err(WebError::BadRequest(
+                    "Say why the alert is dismissed (up to 500 characters).".into(),
+                ));
+            }
+            AlertAction::Dismiss {
+                reason: reason.to_owned(),
+            }
+        }
+        "task" => {
+            let task_id = make_task(&state, &caller, &granted, &found).await?;
+            // The alert is taken care of by the task.
+            apply_change(&state, &caller, &granted, id, AlertAction::Acknowledge).await?;
+            return Ok(Redirect::to(&format!(
+                "/patients/{}?task={task_id}#alerts",
+                found.patient_key
+            ))
+            .into_response());
+        }
+        _ => {
+            access::record(&state, &caller, &granted, vec![format!("Alert/{id}")]).await?;
+            return Err(WebError::BadRequest("Unknown action.".into()));
+        }
+    };
+    apply_change(&state, &caller, &granted, id, action).await?;
+    let back = if form.back.starts_with("/patients/") || form.back == "/today" {
+        form.back
+    } else {
+        "/today".to_owned()
+    };
+    Ok(Redirect::to(&back).into_response())
+}
+
+async fn apply_change(
+    state: &AppState,
+    caller: &Caller,
+    granted: &access::Granted,
+    id: i64,
+    action: AlertAction,
+) -> Result<(), WebError> {
+    let now = state.clock.now_ms();
+    let mut record = granted.record(caller, vec![format!("Alert/{id}")], now);
+    record.detail = format!("alert {}", action.label());
+    state
+        .with_store(move |s| {
+            s.write(rapport_store::Durability::Immediate, &mut |tx| {
+                tx.change_alert(id, &action, now)?;
+                tx.append_audit(&record)?;
+                Ok(())
+            })
+        })
+        .await?;
+    state.alert_events.send_modify(|v| *v += 1);
+    Ok(())
+}
+
+/// Turn an alert into a FHIR Task (task.html) for the patient: requested, for the patient,
+/// focused on what the alert is about, due when the alert is (else tomorrow), priority from
+/// the alert's severity, owned by the person who made it when they are a practitioner.
+async fn make_task(
+    state: &AppState,
+    caller: &Caller,
+    granted: &access::Granted,
+    a: &StoredAlert,
+) -> Result<String, WebError> {
+    let now = state.clock.now_ms();
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let due = a
+        .candidate
+        .due_ms
+        .filter(|d| *d > now)
+        .unwrap_or(now + 86_400_000);
+    let mut task = json!({
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "priority": match a.candidate.severity { 0 => "stat", 1 => "urgent", _ => "routine" },
+        "description": format!("{}: {}", a.candidate.title, a.candidate.why),
+        "for": {"reference": format!("Patient/{}", a.patient_key)},
+        "authoredOn": iso(now),
+        "requester": {"display": caller.principal.name},
+        "restriction": {"period": {"end": iso(due)}},
+        "note": [{"text": format!("From the alert {} ({})", a.alert_id, a.candidate.rule)}],
+    });
+    if let Some(focus) = &a.candidate.focus {
+        task["focus"] = json!({"reference": focus});
+    }
+    if let Some(p) = &caller.principal.practitioner_id {
+        task["owner"] =
+            json!({"reference": format!("Practitioner/{p}"), "display": caller.principal.name});
+    }
+    let id = crate::console::write_resource(
+        state,
+        caller,
+        granted,
+        task,
+        format!(
+            "task from alert {} by {}",
+            a.alert_id, caller.principal.email
+        ),
+        "a task belongs to the patient of its alert",
+    )
+    .await?;
+    Ok(id)
+}
+
+/// `alerts` events whenever alerts change (new data evaluated, a sweep, someone's action); the
+/// page then fetches its list again, through the same authorisation as the page itself. The
+/// events carry no patient data.
+async fn today_events(State(state): State<AppState>, _caller: Caller) -> impl IntoResponse {
+    let rx = state.alert_events.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        let version = *rx.borrow_and_update();
+        Some((
+            Ok::<_, std::convert::Infallible>(
+                Event::default().event("alerts").data(version.to_string()),
+            ),
+            rx,
+        ))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// The patient's open alerts, for the top of the 360 page.
+pub(crate) fn patient_alerts_section(
+    alerts: &[StoredAlert],
+    tasks: &[Value],
+    csrf: Option<&str>,
+    now: i64,
+    patient_id: &str,
+) -> Markup {
+    let showing: Vec<&StoredAlert> = alerts.iter().filter(|a| a.is_showing(now)).collect();
+    let back = format!("/patients/{patient_id}");
+    html! {
+        section.card #alerts aria-labelledby="alerts-h" {
+            h2 #alerts-h { "Alerts and tasks " span.count { "(" (showing.len() + tasks.len()) ")" } }
+            @if showing.is_empty() && tasks.is_empty() {
+                p.empty { "No open alerts or tasks." }
+            }
+            @if !showing.is_empty() {
+                ul.alerts {
+                    @for a in &showing { (alert_row(a, None, csrf, now, &back)) }
+                }
+            }
+            @if !tasks.is_empty() {
+                h3 { "Open tasks" }
+                ul.tasks {
+                    @for t in tasks {
+                        li {
+                            strong { (t.get("description").and_then(Value::as_str).unwrap_or("Task")) }
+                            " · " (t.get("status").and_then(Value::as_str).unwrap_or(""))
+                            @if let Some(p) = t.get("priority").and_then(Value::as_str) { " · " (p) }
+                            @if let Some(end) = t.pointer("/restriction/period/end").and_then(Value::as_str) {
+                                " · due " (view::format_date(end))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The alert rules as configured (admin): each rule with what it looks for, the parameters in
+/// force (the administrator's file, else the defaults), alerts by status, the last sweep. No
+/// patient data.
+async fn admin_alerts(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Html<String>, WebError> {
+    crate::admin::require_admin(&caller)?;
+    let (counts, sweep) = state
+        .with_store(|s| Ok((s.alert_counts()?, s.sweep_state()?)))
+        .await?;
+    let settings = &state.settings;
+    let body = html! {
+        h1 { "Alert rules" }
+        section.card {
+            h2 { "Rules" }
+            table {
+                thead { tr { th { "Rule" } th { "Looks for" } } }
+                tbody {
+                    @for r in rapport_alerts::RULES {
+                        tr { td { strong { (r.name) } br; code { (r.id) } } td { (r.description) } }
+                    }
+                }
+            }
+        }
+        section.card {
+            h2 { "Alerts by status" }
+            @if counts.is_empty() { p.empty { "No alerts yet." } }
+            ul { @for (status, n) in &counts { li { (status) ": " (n) } } }
+            @match &sweep {
+                Some((_, started, Some(finished), n)) => p { "Last sweep: " (n) " patients, started " (view::format_ms(*started)) ", finished " (view::format_ms(*finished)) "." },
+                Some((_, started, None, n)) => p { "Sweep in progress since " (view::format_ms(*started)) ": " (n) " patients so far." },
+                None => p { "No sweep has run yet." },
+            }
+            p { "Every patient is swept every " (settings.alert_sweep_every_ms / 60_000) " minutes; changed patients are evaluated as their data arrives." }
+        }
+        section.card {
+            h2 { "Parameters" }
+            @match &settings.alert_rules_file {
+                Some((path, text)) => {
+                    p { "From " code { (path.display()) } ", over the defaults below." }
+                    pre { (text) }
+                }
+                None => p { "The built-in defaults (start Rapport with " code { "--alert-rules FILE" } " to change them):" },
+            }
+            pre.defaults { (rapport_alerts::config::DEFAULTS_TOML) }
+        }
+    };
+    Ok(Html(
+        layout("Alert rules", Some(&caller), body).into_string(),
+    ))
+}

@@ -59,9 +59,16 @@ pub fn param(resource_type: &str, code: &str) -> Option<&'static SearchParamDef>
 pub fn patient_compartment_params(resource_type: &str) -> Option<&'static [&'static str]> {
     PATIENT_COMPARTMENT
         .iter()
+        .chain(COMPARTMENT_ADDITIONS)
         .find(|(t, _)| *t == resource_type)
         .map(|(_, p)| *p)
 }
+
+/// Types Rapport keeps in the patient's compartment beyond the R4 CompartmentDefinition, each
+/// by a search parameter R4 defines for it. R4 leaves Task out of the compartment, but a Task
+/// `for` a patient (a call to make, a result to review) is that patient's data: it is shown on
+/// their record, read by their alert rules (overdue tasks) and authorised like the rest of it.
+const COMPARTMENT_ADDITIONS: &[(&str, &[&str])] = &[("Task", &["patient"])];
 
 /// Whether `name` is a FHIR R4 resource type.
 pub fn is_resource_type(name: &str) -> bool {

@@ -264,6 +264,10 @@ pub async fn spawn_app_with(settings: rapport_web::Settings) -> TestApp {
         // The store is opened a second time for the app, as `rapport serve` would.
         let store: Arc<dyn Store> = Arc::from(rapport_store::open(&db.url).unwrap());
         import_fixtures(store.as_ref());
+        // The fixtures' alerts are evaluated before the app starts, so that tests begin from a
+        // settled state (the app's evaluator then only sees what the test itself writes).
+        let rules = rapport_alerts::Config::default();
+        rapport_ingest::alerts::drain(store.as_ref(), &rules, &rapport::now_ms).unwrap();
         (db, store)
     })
     .await

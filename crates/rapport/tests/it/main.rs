@@ -11,3 +11,4 @@ mod fhir;
 mod helpers;
 mod hl7;
 mod smart;
+mod today;

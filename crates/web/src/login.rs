@@ -126,7 +126,14 @@ fn login_form(state: &AppState, next: &str, message: Option<&str>, email: &str) 
 }
 
 async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
-    login_form(&state, &safe_next(q.next.as_deref()), None, "")
+    // No page asked for: the form says so, and sign-in lands on the person's own start page.
+    let next = q
+        .next
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .map(|n| safe_next(Some(n)))
+        .unwrap_or_default();
+    login_form(&state, &next, None, "")
 }
 
 #[derive(Deserialize)]
@@ -159,6 +166,7 @@ async fn login(
     info: RequestInfo,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
+    let asked = form.next.as_deref().is_some_and(|n| !n.is_empty());
     let next = safe_next(form.next.as_deref());
     let source = info.source.clone();
     let secure = state.settings.secure_cookies;
@@ -221,9 +229,11 @@ async fn login(
                     })
                     .await?;
             }
-            // Staff land on Today; admins alone on the user list.
+            // Without a page asked for: staff land on Today, admins alone on the user list,
+            // patients and caregivers on their patient list.
             let staff = principal.roles.iter().any(|r| matches!(r, rapport_access::Role::Clinician | rapport_access::Role::Coordinator));
-            let to = if principal.roles.iter().all(|r| *r == rapport_access::Role::Admin) && next == "/patients" { "/admin/users".to_owned() } else if staff && next == "/patients" { "/today".to_owned() } else { next };
+            let admin_only = principal.roles.iter().all(|r| *r == rapport_access::Role::Admin);
+            let to = if admin_only && (!asked || next == "/patients") { "/admin/users".to_owned() } else if staff && !asked { "/today".to_owned() } else { next };
             let secure = state.settings.secure_cookies;
             let mut headers = HeaderMap::new();
             headers.append(SET_COOKIE, set_cookie(session_cookie_name(secure), &session_secret, "/", secure, "Lax").parse().expect("a valid header"));

@@ -45,6 +45,24 @@ form.card label{display:inline-block;margin:.2rem 0}
 button.secondary{background:#616e7c}
 section.consent{max-width:640px;margin:1.5rem auto}
 section.consent h1{font-size:1.3rem}
+.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+nav.filters,form.filters{display:flex;flex-wrap:wrap;gap:.4rem .8rem;margin:.4rem 0 .8rem;align-items:center}
+nav.filters a[aria-current]{font-weight:700;text-decoration:none}
+ul.alerts,ul.tasks{list-style:none;margin:0;padding:0}
+li.alert{border-left:4px solid #9aa5b1;padding:.4rem .6rem;margin:.4rem 0;background:#fafbfc}
+li.alert[data-severity=critical]{border-color:#b91c1c;background:#fdecec}
+li.alert[data-severity=high]{border-color:#d97706}
+li.alert[data-severity=normal]{border-color:#1d4e89}
+li.alert p.why{margin:.2rem 0}
+li.alert .severity{text-transform:uppercase;font-size:.7em;font-weight:700;letter-spacing:.04em}
+li.alert .tag{font-size:.75em;background:#e4e7eb;border-radius:3px;padding:0 .3rem}
+li.alert .due.overdue{color:#8a1c1c;font-weight:600}
+form.actions{display:flex;flex-wrap:wrap;gap:.3rem;align-items:center}
+form.actions button{padding:.45rem .7rem;min-height:2.2rem}
+form.actions input{padding:.35rem;border:1px solid #9aa5b1;border-radius:4px}
+button:focus-visible,a:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
+.count{color:#616e7c;font-weight:400}
+pre{white-space:pre-wrap;background:#f5f7fa;padding:.5rem;border-radius:4px;font-size:.85em}
 "#;
 
 pub(crate) fn layout(title: &str, caller: Option<&Caller>, body: Markup) -> Markup {

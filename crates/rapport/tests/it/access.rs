@@ -108,6 +108,71 @@ fn setup(app: &TestApp) -> World {
         now,
     )
     .unwrap();
+    // Alerts for each patient: a high potassium raises a real one (the living get it), and a
+    // dismissed row of its own gives POST /alerts/{id} an alert to act on (dismissed alerts are
+    // neither listed nor touched by the rules, so nothing changes under the matrix's feet).
+    for p in [&mine, &other, &own] {
+        let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "resource": {"resourceType": "Observation", "status": "final",
+                "code": {"text": "Potassium"}, "subject": {"reference": format!("Patient/{p}")},
+                "issued": chrono::DateTime::from_timestamp_millis(now - 3_600_000).unwrap().to_rfc3339(),
+                "valueQuantity": {"value": 6.2, "unit": "mmol/L"},
+                "interpretation": [{"coding": [{"code": "H"}]}]},
+            "request": {"method": "POST", "url": "Observation"}}]});
+        let unit = rapport_ingest::Unit {
+            name: "potassium.json".into(),
+            kind: "file",
+            payload: rapport_ingest::Payload::Value(bundle),
+        };
+        let report = rapport_ingest::apply_unit(app.store.as_ref(), &unit, now, false);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        app.store
+            .write(rapport_store::Durability::Immediate, &mut |tx| {
+                tx.sync_alerts(
+                    p,
+                    &[rapport_store::alerts::AlertCandidate {
+                        rule: "matrix".into(),
+                        cause: "check".into(),
+                        severity: 2,
+                        title: "Matrix check".into(),
+                        why: "for the authorisation matrix".into(),
+                        due_ms: None,
+                        focus: None,
+                    }],
+                    now,
+                    None,
+                )
+                .map(|_| ())
+            })
+            .unwrap();
+        let id = app
+            .store
+            .patient_alerts(p, true)
+            .unwrap()
+            .iter()
+            .find(|a| a.candidate.rule == "matrix")
+            .unwrap()
+            .alert_id;
+        app.store
+            .write(rapport_store::Durability::Immediate, &mut |tx| {
+                tx.change_alert(
+                    id,
+                    &rapport_store::alerts::AlertAction::Dismiss {
+                        reason: "matrix".into(),
+                    },
+                    now,
+                )
+                .map(|_| ())
+            })
+            .unwrap();
+    }
+    // Evaluated now, not while the matrix counts audit records.
+    rapport_ingest::alerts::drain(
+        app.store.as_ref(),
+        &rapport_alerts::Config::default(),
+        &|| now,
+    )
+    .unwrap();
     World { mine, other, own }
 }
 
@@ -213,6 +278,13 @@ async fn request(
         ("POST", "/patients/{id}/break-glass") => session.submit(&format!("/patients/{patient}/break-glass"), &[("reason", "")]).await,
         ("GET", "/fhir/{type}/{id}/{operation}") => session.get(&format!("/fhir/Patient/{patient}/$everything")).await,
         ("GET", "/fhir/{type}/{id}") => session.get(&format!("/fhir/Patient/{patient}")).await,
+        ("GET", "/today") => session.get("/today").await,
+        ("POST", "/alerts/{id}") => {
+            let id = tokio::task::block_in_place(|| {
+                session.app.store.patient_alerts(patient, true).unwrap().iter().find(|a| a.candidate.rule == "matrix").unwrap().alert_id
+            });
+            session.submit(&format!("/alerts/{id}"), &[("action", "dismiss"), ("reason", "matrix"), ("back", "/today")]).await
+        }
         ("GET", "/patients/{id}/messages") => session.get(&format!("/patients/{patient}/messages")).await,
         ("GET", "/fhir/{type}/{id}/_history/{vid}") => session.get(&format!("/fhir/Patient/{patient}/_history/1")).await,
         (method, path) => panic!("route {method} {path} touches patient data but is not in the authorisation matrix: add it to access.rs"),
@@ -325,6 +397,19 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
                         let listed = reply
                             .body
                             .contains(&format!("href=\"/patients/{patient}\""));
+                        // Today lists patients that have alerts showing (the deceased have none).
+                        let allowed = allowed
+                            && (spec.path != "/today"
+                                || tokio::task::block_in_place(|| {
+                                    !app.store
+                                        .showing_alerts(
+                                            std::slice::from_ref(patient),
+                                            app.state.clock.now_ms(),
+                                            10,
+                                        )
+                                        .unwrap()
+                                        .is_empty()
+                                }));
                         assert_eq!(listed, allowed, "{case}");
                         assert_eq!(
                             reply.status,

@@ -134,7 +134,7 @@ pub fn sweep(
     let started = now_ms();
     // Resume an unfinished sweep; start over after a finished one.
     let (mut cursor, started, mut count) = match store.sweep_state()? {
-        Some((cursor, started_ms, None, evaluated)) => (cursor, started_ms, evaluated as usize),
+        Some(s) if s.finished_ms.is_none() => (s.cursor, s.started_ms, s.evaluated as usize),
         _ => (String::new(), started, 0),
     };
     let mut total = SyncSummary::default();

@@ -130,6 +130,17 @@ pub fn plan_sync(existing: &[StoredAlert], now: &[AlertCandidate], now_ms: i64) 
     ops
 }
 
+/// Where the sweep stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepState {
+    /// The last patient id evaluated.
+    pub cursor: String,
+    pub started_ms: i64,
+    /// `None` while it runs (or was cut short: the next sweep resumes after `cursor`).
+    pub finished_ms: Option<i64>,
+    pub evaluated: i64,
+}
+
 /// A person's change to an alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertAction {
@@ -208,8 +219,8 @@ pub trait AlertStore {
     fn alert(&self, alert_id: i64) -> Result<Option<StoredAlert>>;
     /// Patient ids after `after`, in order, at most `limit` (the sweep's batches).
     fn patient_ids_after(&self, after: &str, limit: u64) -> Result<Vec<String>>;
-    /// The sweep's state: cursor, started, finished, evaluated.
-    fn sweep_state(&self) -> Result<Option<(String, i64, Option<i64>, i64)>>;
+    /// Where the sweep stands, if one ever ran.
+    fn sweep_state(&self) -> Result<Option<SweepState>>;
     /// How many alerts are in each status.
     fn alert_counts(&self) -> Result<Vec<(String, u64)>>;
 }

@@ -3,8 +3,8 @@
 use postgres::Row;
 
 use crate::alerts::{
-    plan_sync, status, AlertAction, AlertCandidate, AlertStore, AlertTx, StoredAlert, SyncOp,
-    SyncSummary,
+    plan_sync, status, AlertAction, AlertCandidate, AlertStore, AlertTx, StoredAlert, SweepState,
+    SyncOp, SyncSummary,
 };
 use crate::pg::{PgStore, PgTx};
 use crate::Result;
@@ -246,15 +246,18 @@ impl AlertStore for PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    fn sweep_state(&self) -> Result<Option<(String, i64, Option<i64>, i64)>> {
+    fn sweep_state(&self) -> Result<Option<SweepState>> {
         let mut c = self.pool.get()?;
         let rows = c.query(
             "SELECT cursor, started_at, finished_at, evaluated FROM alert_sweep WHERE id = 1",
             &[],
         )?;
-        Ok(rows
-            .first()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+        Ok(rows.first().map(|r| SweepState {
+            cursor: r.get(0),
+            started_ms: r.get(1),
+            finished_ms: r.get(2),
+            evaluated: r.get(3),
+        }))
     }
 
     fn alert_counts(&self) -> Result<Vec<(String, u64)>> {

@@ -3,8 +3,8 @@
 use rusqlite::{params, OptionalExtension, Row};
 
 use crate::alerts::{
-    plan_sync, status, AlertAction, AlertCandidate, AlertStore, AlertTx, StoredAlert, SyncOp,
-    SyncSummary,
+    plan_sync, status, AlertAction, AlertCandidate, AlertStore, AlertTx, StoredAlert, SweepState,
+    SyncOp, SyncSummary,
 };
 use crate::sqlite::{SqliteStore, SqliteTx};
 use crate::Result;
@@ -250,13 +250,20 @@ impl AlertStore for SqliteStore {
         Ok(rows)
     }
 
-    fn sweep_state(&self) -> Result<Option<(String, i64, Option<i64>, i64)>> {
+    fn sweep_state(&self) -> Result<Option<SweepState>> {
         let conn = self.readers.get()?;
         let found = conn
             .prepare_cached(
                 "SELECT cursor, started_at, finished_at, evaluated FROM alert_sweep WHERE id = 1",
             )?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_row([], |r| {
+                Ok(SweepState {
+                    cursor: r.get(0)?,
+                    started_ms: r.get(1)?,
+                    finished_ms: r.get(2)?,
+                    evaluated: r.get(3)?,
+                })
+            })
             .optional()?;
         Ok(found)
     }

@@ -105,7 +105,7 @@ impl crate::AlertStore for Closed {
     fn patient_ids_after(&self, _: &str, _: u64) -> Result<Vec<String>> {
         Err(crate::StoreError::Aborted)
     }
-    fn sweep_state(&self) -> Result<Option<(String, i64, Option<i64>, i64)>> {
+    fn sweep_state(&self) -> Result<Option<crate::alerts::SweepState>> {
         Err(crate::StoreError::Aborted)
     }
     fn alert_counts(&self) -> Result<Vec<(String, u64)>> {

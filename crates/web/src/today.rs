@@ -559,8 +559,10 @@ async fn admin_alerts(
             @if counts.is_empty() { p.empty { "No alerts yet." } }
             ul { @for (status, n) in &counts { li { (status) ": " (n) } } }
             @match &sweep {
-                Some((_, started, Some(finished), n)) => p { "Last sweep: " (n) " patients, started " (view::format_ms(*started)) ", finished " (view::format_ms(*finished)) "." },
-                Some((_, started, None, n)) => p { "Sweep in progress since " (view::format_ms(*started)) ": " (n) " patients so far." },
+                Some(s) => @match s.finished_ms {
+                    Some(finished) => p { "Last sweep: " (s.evaluated) " patients, started " (view::format_ms(s.started_ms)) ", finished " (view::format_ms(finished)) "." },
+                    None => p { "Sweep in progress since " (view::format_ms(s.started_ms)) ": " (s.evaluated) " patients so far." },
+                },
                 None => p { "No sweep has run yet." },
             }
             p { "Every patient is swept every " (settings.alert_sweep_every_ms / 60_000) " minutes; changed patients are evaluated as their data arrives." }

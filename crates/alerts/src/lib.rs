@@ -126,6 +126,24 @@ pub const RULES: &[Rule] = &[
     },
 ];
 
+/// The resource types the rules read: the rest of a patient's record need not be parsed to
+/// evaluate them (kept beside the rules; a rule reading a new type adds it here).
+pub const READS: &[&str] = &[
+    "Appointment",
+    "CarePlan",
+    "Communication",
+    "Condition",
+    "DiagnosticReport",
+    "Encounter",
+    "Immunization",
+    "MedicationDispense",
+    "MedicationRequest",
+    "Observation",
+    "Patient",
+    "Procedure",
+    "Task",
+];
+
 /// The rule with this id.
 pub fn rule(id: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.id == id)

@@ -23,7 +23,7 @@ pub fn candidates(
     let record = store.patient_record(patient_id)?;
     let resources = record
         .into_iter()
-        .filter(|r| !r.deleted)
+        .filter(|r| !r.deleted && rapport_alerts::READS.contains(&r.key.resource_type.as_str()))
         .filter_map(|r| serde_json::from_str::<Value>(&r.content).ok());
     let data = PatientData::new(patient_id, resources);
     Ok(rapport_alerts::evaluate(&data, config, now_ms)
@@ -71,10 +71,17 @@ pub fn evaluate(
     durability: Durability,
 ) -> Result<SyncSummary, StoreError> {
     // The rules run before the transaction: reading and evaluating take no write lock.
-    let mut evaluated = Vec::with_capacity(patients.len());
-    for (id, marks) in patients {
-        evaluated.push((id, *marks, candidates(store, config, id, now_ms)?));
-    }
+    let evaluated: Vec<(&String, Option<i64>, Vec<AlertCandidate>)> = if patients.len() == 1 {
+        let (id, marks) = &patients[0];
+        vec![(id, *marks, candidates(store, config, id, now_ms)?)]
+    } else {
+        let ids = patients.iter().map(|(id, _)| id.clone()).collect();
+        patients
+            .iter()
+            .zip(evaluate_parallel(store, config, ids, now_ms)?)
+            .map(|((id, marks), (_, found))| (id, *marks, found))
+            .collect()
+    };
     let mut total = SyncSummary::default();
     store.write(durability, &mut |tx| {
         total = SyncSummary::default();
@@ -122,6 +129,40 @@ fn add(total: &mut SyncSummary, s: &SyncSummary) {
     total.refreshed += s.refreshed;
 }
 
+/// The rules' findings for `ids`, on as many threads as there are cores (reading and parsing a
+/// record and running the rules is the sweep's whole cost; the store's readers are a pool).
+fn evaluate_parallel(
+    store: &dyn Store,
+    config: &Config,
+    ids: Vec<String>,
+    now_ms: i64,
+) -> Result<Vec<(String, Vec<AlertCandidate>)>, StoreError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let chunk = ids.len().div_ceil(threads).max(1);
+    let results: Vec<Result<Vec<(String, Vec<AlertCandidate>)>, StoreError>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = ids
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|id| Ok((id.clone(), candidates(store, config, id, now_ms)?)))
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an evaluation thread does not panic"))
+                .collect()
+        });
+    let mut out = Vec::with_capacity(ids.len());
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
 /// The scheduled sweep: every patient, in batches of [`BATCH`] in id order, each batch one
 /// transaction that also moves the cursor, so that a sweep cut short resumes where it stopped.
 /// `progress` hears the count after each batch. Returns how many were evaluated and what changed.
@@ -144,13 +185,7 @@ pub fn sweep(
             break;
         };
         let now = now_ms();
-        let evaluated: Vec<(String, Vec<AlertCandidate>)> = ids
-            .into_iter()
-            .map(|id| {
-                let found = candidates(store, config, &id, now)?;
-                Ok((id, found))
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let evaluated = evaluate_parallel(store, config, ids, now)?;
         let mut s_batch = SyncSummary::default();
         store.write(Durability::Deferred, &mut |tx| {
             s_batch = SyncSummary::default();

@@ -73,6 +73,23 @@ pub enum BenchCommand {
         #[arg(long)]
         no_group: bool,
     },
+    /// Alerts at scale on a generated demo population: the full sweep, the incremental
+    /// evaluation after one incoming HL7 message, and the Today page of a coordinator with a
+    /// panel of patients and their open alerts (topped up to `--alerts`).
+    Alerts {
+        #[arg(long)]
+        postgres: Option<String>,
+        #[arg(long, default_value_t = 100_000)]
+        patients: usize,
+        /// Patients on the coordinator's panel.
+        #[arg(long, default_value_t = 2_000)]
+        panel: usize,
+        /// Open alerts of the panel (synthetic ones are added to reach it).
+        #[arg(long, default_value_t = 10_000)]
+        alerts: usize,
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+    },
     /// Server time of the Patient 360 page of the patient with the most resources.
     Page {
         #[arg(long)]
@@ -99,6 +116,13 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             connections,
             no_group,
         } => bench_mllp(postgres.as_deref(), messages, connections, no_group),
+        BenchCommand::Alerts {
+            postgres,
+            patients,
+            panel,
+            alerts,
+            requests,
+        } => bench_alerts(postgres.as_deref(), patients, panel, alerts, requests),
         BenchCommand::Page {
             postgres,
             requests,
@@ -899,4 +923,217 @@ fn bench_mllp(
         anyhow::ensure!(accepted == messages, "{} messages were not accepted", messages - accepted);
         anyhow::Ok(())
     })
+}
+
+fn bench_alerts(
+    postgres: Option<&str>,
+    patients: usize,
+    panel: usize,
+    alerts: usize,
+    requests: usize,
+) -> anyhow::Result<()> {
+    let mut scratch = fresh_store(postgres)?;
+    let store: std::sync::Arc<dyn Store> =
+        std::sync::Arc::from(scratch.store.take().expect("a fresh store"));
+    let backend = store.backend();
+    let rules = rapport_alerts::Config::default();
+    let started = Instant::now();
+    let demo = rapport_synth::DemoConfig {
+        patients,
+        seed: 1,
+        today: chrono::Utc::now().date_naive(),
+    };
+    let units = rapport_synth::generate(&demo).map(|b| Unit {
+        name: b.name,
+        kind: "demo",
+        payload: Payload::Value(b.bundle),
+    });
+    let summary = import_units(store.as_ref(), units, &crate::now_ms, &mut |_| {});
+    anyhow::ensure!(summary.errors.is_empty(), "the demo did not import cleanly");
+    eprintln!(
+        "imported {patients} demo patients ({} resources) in {:.0} s",
+        summary.resources(),
+        started.elapsed().as_secs_f64()
+    );
+    // The first evaluation of everyone (every patient was marked by the import).
+    let started = Instant::now();
+    let (n, first) = rapport_ingest::alerts::drain(store.as_ref(), &rules, &crate::now_ms)?;
+    let first_secs = started.elapsed().as_secs_f64();
+    // The scheduled sweep: everyone again, for the rules that depend on time alone.
+    let started = Instant::now();
+    let (swept, _) =
+        rapport_ingest::alerts::sweep(store.as_ref(), &rules, &crate::now_ms, &mut |_| {})?;
+    let sweep_secs = started.elapsed().as_secs_f64();
+    // Incremental evaluation after one message: an ORU with a high result for a patient,
+    // committed (not timed), then the evaluation the server runs right after the commit.
+    let ids = store.patient_ids_after("", patients as u64)?;
+    let step = (ids.len() / 500).max(1);
+    let mut incremental = Vec::new();
+    for (n, id) in ids.iter().step_by(step).take(500).enumerate() {
+        let now = crate::now_ms();
+        let when = chrono::DateTime::from_timestamp_millis(now)
+            .unwrap_or_default()
+            .format("%Y%m%d%H%M%S")
+            .to_string();
+        let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "resource": {"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}], "text": "Potassium"},
+                "subject": {"reference": format!("Patient/{id}")},
+                "issued": rapport_fhir::date::format_instant(now),
+                "valueQuantity": {"value": 6.1, "unit": "mmol/L"},
+                "interpretation": [{"coding": [{"code": "H"}]}]},
+            "request": {"method": "POST", "url": "Observation"}}]});
+        let unit = Unit {
+            name: format!("lab {when} {n}"),
+            kind: "bench",
+            payload: Payload::Value(bundle),
+        };
+        let report = rapport_ingest::apply_unit(store.as_ref(), &unit, now, false);
+        anyhow::ensure!(report.errors.is_empty(), "{:?}", report.errors);
+        let started = Instant::now();
+        rapport_ingest::alerts::drain(store.as_ref(), &rules, &crate::now_ms)?;
+        incremental.push(started.elapsed());
+    }
+    let (inc_median, inc_p99) = median_p99(incremental);
+    // The coordinator's panel and its open alerts.
+    let actor = rapport_access::audit::Actor::command_line("bench");
+    let password = rapport_access::secret::new_secret();
+    let account = rapport_auth::NewAccount {
+        email: "coordinator@bench.example".into(),
+        name: "Bench Coordinator".into(),
+        roles: "coordinator".into(),
+        patient: None,
+        practitioner: None,
+        password: password.clone(),
+    };
+    rapport_auth::create_user(store.as_ref(), &actor, "cli", &account, crate::now_ms())?;
+    let step = (ids.len() / panel.max(1)).max(1);
+    let panel_ids: Vec<String> = ids.iter().step_by(step).take(panel).cloned().collect();
+    for id in &panel_ids {
+        rapport_auth::assign(
+            store.as_ref(),
+            &actor,
+            "cli",
+            &account.email,
+            id,
+            true,
+            crate::now_ms(),
+        )?;
+    }
+    let now = crate::now_ms();
+    let open = store.showing_alerts(&panel_ids, now, 1_000_000)?.len();
+    let natural = open;
+    // Synthetic alerts top the rules' own up to `alerts`; a patient's sync is given all of
+    // them, since a sync resolves the open alerts it is not given.
+    let extra = alerts.saturating_sub(open);
+    let mut per_patient: std::collections::BTreeMap<
+        &String,
+        Vec<rapport_store::alerts::AlertCandidate>,
+    > = std::collections::BTreeMap::new();
+    for a in store.showing_alerts(&panel_ids, now, 1_000_000)? {
+        let key = panel_ids
+            .iter()
+            .find(|p| **p == a.patient_key)
+            .expect("a panel patient");
+        per_patient.entry(key).or_default().push(a.candidate);
+    }
+    for k in 0..extra {
+        let p = &panel_ids[k % panel_ids.len()];
+        per_patient
+            .entry(p)
+            .or_default()
+            .push(rapport_store::alerts::AlertCandidate {
+                rule: rapport_alerts::RULES[k % rapport_alerts::RULES.len()]
+                    .id
+                    .to_owned(),
+                cause: format!("bench:{k}"),
+                severity: (k % 4) as i64,
+                title: "Bench alert".into(),
+                why: format!("synthetic alert {k} for the Today benchmark"),
+                due_ms: Some(now + (k as i64 % 30 - 10) * 86_400_000),
+                focus: None,
+            });
+    }
+    store.write(rapport_store::Durability::Immediate, &mut |tx| {
+        for (p, found) in &per_patient {
+            tx.sync_alerts(p, found, now, None)?;
+        }
+        Ok(())
+    })?;
+    let open = store.showing_alerts(&panel_ids, now, 1_000_000)?.len();
+    let lockout = rapport_access::session::LockoutPolicy::default();
+    let cookie = match rapport_auth::sign_in(
+        store.as_ref(),
+        &account.email,
+        &password,
+        "bench",
+        &lockout,
+        crate::now_ms(),
+    )? {
+        rapport_auth::SignIn::Success { session_secret, .. } => {
+            format!("rapport_session={session_secret}")
+        }
+        other => anyhow::bail!("the bench user could not sign in: {other:?}"),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (page_median, page_p99, bytes) = runtime.block_on(async move {
+        // The page alone: no evaluator sweeping beside it (it would also resolve the synthetic
+        // alerts, which no rule reports).
+        let settings = rapport_web::Settings {
+            alert_evaluation: false,
+            ..rapport_web::Settings::default()
+        };
+        let app = crate::Application::build_with(
+            "127.0.0.1:0".parse()?,
+            rapport_web::AppState::new(store, settings),
+        )
+        .await?;
+        let addr = app.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/today");
+        for _ in 0..5 {
+            let body = client
+                .get(&url)
+                .header("cookie", &cookie)
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await?;
+            anyhow::ensure!(
+                body.contains("open alerts for the"),
+                "the Today page was not served (signed out?)"
+            );
+        }
+        let mut times = Vec::with_capacity(requests);
+        let mut bytes = 0;
+        for _ in 0..requests {
+            let started = Instant::now();
+            let body = client
+                .get(&url)
+                .header("cookie", &cookie)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?;
+            times.push(started.elapsed());
+            bytes = body.len();
+        }
+        let _ = tx.send(());
+        server.await??;
+        let (m, p) = median_p99(times);
+        anyhow::Ok((m, p, bytes))
+    })?;
+    println!(
+        "backend={backend} patients={patients} (first evaluation of {n}: {first_secs:.1} s, {} alerts raised)\nfull sweep: {swept} patients in {sweep_secs:.1} s ({:.0} patients/s)\nincremental evaluation after one message (500 patients): median {inc_median:.2} ms, p99 {inc_p99:.2} ms\nToday page: {} panel patients, {open} open alerts ({natural} from the rules, the rest synthetic), {requests} requests, {bytes} bytes: median {page_median:.1} ms, p99 {page_p99:.1} ms",
+        first.raised,
+        swept as f64 / sweep_secs,
+        panel_ids.len(),
+    );
+    Ok(())
 }

@@ -67,7 +67,11 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         // Alerts are evaluated while the server runs (and stop with it).
-        let _evaluator = alerts::Evaluator::start(self.state.clone());
+        let _evaluator = self
+            .state
+            .settings
+            .alert_evaluation
+            .then(|| alerts::Evaluator::start(self.state.clone()));
         // The peer address goes into the audit trail of each request.
         axum::serve(
             self.listener,

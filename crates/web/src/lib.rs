@@ -55,6 +55,9 @@ pub struct Settings {
     pub alert_rules_file: Option<(std::path::PathBuf, String)>,
     /// How often the sweep re-evaluates every patient's time-based rules.
     pub alert_sweep_every_ms: i64,
+    /// Whether the running server evaluates alerts (off only for benchmarks that measure a
+    /// page without the evaluator working beside it).
+    pub alert_evaluation: bool,
 }
 
 impl Default for Settings {
@@ -69,6 +72,7 @@ impl Default for Settings {
             alert_rules: Arc::new(rapport_alerts::Config::default()),
             alert_rules_file: None,
             alert_sweep_every_ms: 15 * 60 * 1000,
+            alert_evaluation: true,
         }
     }
 }

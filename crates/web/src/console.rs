@@ -374,9 +374,9 @@ async fn add_note(
     Ok(Redirect::to(&format!("/patients/{id}#timeline")))
 }
 
-/// Write one new resource of the patient `granted` is for, through the importer (versioned,
-/// with provenance "console"), audited as a write in the same transaction; its id is chosen here
-/// so that the audit record names it. Anything else the write would change is refused with
+/// Write one resource of the patient `granted` is for (new, or a new version when it has an
+/// id), through the importer (versioned, with provenance "console"), audited as a write in the
+/// same transaction; a new one's id is chosen here so that the audit record names it. Anything else the write would change is refused with
 /// `foreign`. Returns the new id.
 pub(crate) async fn write_resource(
     state: &AppState,
@@ -392,7 +392,11 @@ pub(crate) async fn write_resource(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let new_id = uuid::Uuid::new_v4().to_string();
+    // An update names the resource it changes; a new resource gets its id here.
+    let new_id = resource
+        .get("id")
+        .and_then(Value::as_str)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
         "fullUrl": format!("urn:uuid:{new_id}"),
         "resource": resource,

@@ -41,6 +41,18 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
             post(change_alert),
         )
         .add(
+            "POST",
+            "/patients/{id}/tasks",
+            RouteAccess::PatientWrite,
+            post(new_task),
+        )
+        .add(
+            "POST",
+            "/patients/{id}/tasks/{task}",
+            RouteAccess::PatientWrite,
+            post(task_action),
+        )
+        .add(
             "GET",
             "/admin/alerts",
             RouteAccess::Admin,
@@ -489,7 +501,8 @@ async fn today_events(State(state): State<AppState>, _caller: Caller) -> impl In
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-/// The patient's open alerts, for the top of the 360 page.
+/// The patient's open alerts and tasks, for the top of the 360 page, with the forms to act on
+/// them (for those who may write).
 pub(crate) fn patient_alerts_section(
     alerts: &[StoredAlert],
     tasks: &[Value],
@@ -497,6 +510,10 @@ pub(crate) fn patient_alerts_section(
     now: i64,
     patient_id: &str,
 ) -> Markup {
+    let today = chrono::DateTime::from_timestamp_millis(now + 86_400_000)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string();
     let showing: Vec<&StoredAlert> = alerts.iter().filter(|a| a.is_showing(now)).collect();
     let back = format!("/patients/{patient_id}");
     html! {
@@ -514,14 +531,59 @@ pub(crate) fn patient_alerts_section(
                 h3 { "Open tasks" }
                 ul.tasks {
                     @for t in tasks {
-                        li {
+                        @let id = t.get("id").and_then(Value::as_str).unwrap_or_default();
+                        li.task data-task=(id) {
                             strong { (t.get("description").and_then(Value::as_str).unwrap_or("Task")) }
                             " · " (t.get("status").and_then(Value::as_str).unwrap_or(""))
                             @if let Some(p) = t.get("priority").and_then(Value::as_str) { " · " (p) }
                             @if let Some(end) = t.pointer("/restriction/period/end").and_then(Value::as_str) {
                                 " · due " (view::format_date(end))
                             }
+                            @if let Some(who) = t.pointer("/owner/display").and_then(Value::as_str) { " · for " (who) }
+                            @if let Some(role) = t.pointer("/performerType/0/text").and_then(Value::as_str) { " · for any " (role.to_lowercase()) }
+                            @for n in t.get("note").and_then(Value::as_array).into_iter().flatten() {
+                                p.muted { (n.get("authorString").and_then(Value::as_str).unwrap_or("")) ": " (n.get("text").and_then(Value::as_str).unwrap_or("")) }
+                            }
+                            @if let Some(csrf) = csrf {
+                                form.actions method="post" action={ "/patients/" (patient_id) "/tasks/" (id) } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    @if t.get("status").and_then(Value::as_str) != Some("in-progress") {
+                                        button name="action" value="start" { "Start" }
+                                    }
+                                    button name="action" value="complete" { "Done" }
+                                    button.secondary name="action" value="cancel" { "Cancel task" }
+                                    label { span.visually-hidden { "Comment" }
+                                        input type="text" name="comment" placeholder="comment" maxlength="2000";
+                                    }
+                                    button name="action" value="comment" { "Add comment" }
+                                }
+                            }
                         }
+                    }
+                }
+            }
+            @if let Some(csrf) = csrf {
+                details.new-task {
+                    summary { "New task" }
+                    form.stack method="post" action={ "/patients/" (patient_id) "/tasks" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        label { "What " input type="text" name="description" required maxlength="1000" size="60"; }
+                        label { "Due " input type="date" name="due" required value=(today); }
+                        label { "Priority "
+                            select name="priority" {
+                                option value="routine" { "routine" }
+                                option value="urgent" { "urgent" }
+                                option value="asap" { "as soon as possible" }
+                                option value="stat" { "immediately (stat)" }
+                            }
+                        }
+                        label { "For "
+                            select name="assignee" {
+                                option value="me" { "me" }
+                                @for (code, name) in TASK_ROLES { option value=(code) { "any " (name.to_lowercase()) } }
+                            }
+                        }
+                        button type="submit" { "Add task" }
                     }
                 }
             }
@@ -582,4 +644,202 @@ async fn admin_alerts(
     Ok(Html(
         layout("Alert rules", Some(&caller), body).into_string(),
     ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewTaskForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    description: String,
+    /// `YYYY-MM-DD`.
+    #[serde(default)]
+    due: String,
+    #[serde(default)]
+    priority: String,
+    /// `me`, or a role: `coordinator`, `clinician`.
+    #[serde(default)]
+    assignee: String,
+}
+
+/// The team roles a task may be given to (Task.performerType), as people name them.
+const TASK_ROLES: [(&str, &str); 2] = [
+    ("coordinator", "Care coordinator"),
+    ("clinician", "Clinician"),
+];
+
+/// A new task for the patient (task.html): requested, due at the end of the given day, with a
+/// priority, for the person who made it (their Practitioner, when they have one) or for a role.
+pub(crate) async fn new_task(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(patient): Path<String>,
+    Form(form): Form<NewTaskForm>,
+) -> Result<Response, WebError> {
+    caller.check_csrf(&form.csrf)?;
+    let granted = access::require(&state, &caller, &patient, Action::Write).await?;
+    let description = form.description.trim();
+    let due = chrono::NaiveDate::parse_from_str(form.due.trim(), "%Y-%m-%d").ok();
+    let priority = match form.priority.as_str() {
+        "" => Some("routine"),
+        p @ ("routine" | "urgent" | "asap" | "stat") => Some(p),
+        _ => None,
+    };
+    let (Some(due), Some(priority)) = (due, priority) else {
+        access::record(
+            &state,
+            &caller,
+            &granted,
+            vec![format!("Patient/{patient}")],
+        )
+        .await?;
+        return Err(WebError::BadRequest(
+            "A task needs a due date (YYYY-MM-DD) and a priority of routine, urgent, asap or stat."
+                .into(),
+        ));
+    };
+    if description.is_empty() || description.chars().count() > 1000 {
+        access::record(
+            &state,
+            &caller,
+            &granted,
+            vec![format!("Patient/{patient}")],
+        )
+        .await?;
+        return Err(WebError::BadRequest(
+            "A task needs a description of 1 to 1000 characters.".into(),
+        ));
+    }
+    let now = state.clock.now_ms();
+    let mut task = json!({
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "priority": priority,
+        "description": description,
+        "for": {"reference": format!("Patient/{patient}")},
+        "authoredOn": rapport_fhir::date::format_instant(now),
+        "requester": {"display": caller.principal.name},
+        // Due by the end of the day given (a date's precision: FHIR datatypes.html#dateTime).
+        "restriction": {"period": {"end": due.format("%Y-%m-%d").to_string()}},
+    });
+    match form.assignee.as_str() {
+        "me" | "" => {
+            task["owner"] = match &caller.principal.practitioner_id {
+                Some(p) => {
+                    json!({"reference": format!("Practitioner/{p}"), "display": caller.principal.name})
+                }
+                None => json!({"display": caller.principal.name}),
+            };
+        }
+        role => {
+            let Some((code, name)) = TASK_ROLES.iter().find(|(c, _)| *c == role) else {
+                access::record(
+                    &state,
+                    &caller,
+                    &granted,
+                    vec![format!("Patient/{patient}")],
+                )
+                .await?;
+                return Err(WebError::BadRequest("Unknown assignee.".into()));
+            };
+            task["performerType"] =
+                json!([{"coding": [{"system": "urn:rapport:role", "code": code}], "text": name}]);
+        }
+    }
+    crate::console::write_resource(
+        &state,
+        &caller,
+        &granted,
+        task,
+        format!("task by {}", caller.principal.email),
+        "a task belongs to the patient it was written for",
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/patients/{patient}#alerts")).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TaskActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// A task moved on (task.html#statemachine): started (in-progress), completed, cancelled, or a
+/// comment added (Task.note); a new version of the Task, audited.
+pub(crate) async fn task_action(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((patient, task_id)): Path<(String, String)>,
+    Form(form): Form<TaskActionForm>,
+) -> Result<Response, WebError> {
+    caller.check_csrf(&form.csrf)?;
+    let granted = access::require(&state, &caller, &patient, Action::Write).await?;
+    let key = ResourceKey::new("Task", task_id.clone());
+    let stored = state.with_store(move |s| s.read(&key)).await?;
+    let task = stored
+        .filter(|t| !t.deleted && t.patient_key.as_deref() == Some(patient.as_str()))
+        .and_then(|t| serde_json::from_str::<Value>(&t.content).ok());
+    let Some(mut task) = task else {
+        access::record(&state, &caller, &granted, vec![format!("Task/{task_id}")]).await?;
+        return Err(WebError::NotFound);
+    };
+    let now = state.clock.now_ms();
+    let when = rapport_fhir::date::format_instant(now);
+    let done = matches!(
+        task.get("status").and_then(Value::as_str),
+        Some("completed" | "cancelled" | "failed" | "rejected" | "entered-in-error")
+    );
+    let comment = form.comment.trim();
+    match form.action.as_str() {
+        "start" | "complete" | "cancel" if done => {
+            access::record(&state, &caller, &granted, vec![format!("Task/{task_id}")]).await?;
+            return Err(WebError::BadRequest("The task is already closed.".into()));
+        }
+        "start" => {
+            task["status"] = json!("in-progress");
+            task["executionPeriod"]["start"] = json!(when);
+        }
+        "complete" | "cancel" => {
+            task["status"] = json!(if form.action == "complete" {
+                "completed"
+            } else {
+                "cancelled"
+            });
+            task["executionPeriod"]["end"] = json!(when);
+        }
+        "comment" if !comment.is_empty() && comment.chars().count() <= 2000 => {}
+        _ => {
+            access::record(&state, &caller, &granted, vec![format!("Task/{task_id}")]).await?;
+            return Err(WebError::BadRequest(
+                "Unknown action, or an empty comment.".into(),
+            ));
+        }
+    }
+    if !comment.is_empty() {
+        let note = json!({"authorString": caller.principal.name, "time": when, "text": comment});
+        match task.get_mut("note").and_then(Value::as_array_mut) {
+            Some(notes) => notes.push(note),
+            None => task["note"] = json!([note]),
+        }
+    }
+    task["lastModified"] = json!(when);
+    if let Some(meta) = task.as_object_mut() {
+        meta.remove("meta");
+    }
+    crate::console::write_resource(
+        &state,
+        &caller,
+        &granted,
+        task,
+        format!("task update by {}", caller.principal.email),
+        "a task belongs to its patient",
+    )
+    .await?;
+    // The overdue-task alert, if any, resolves once the evaluator sees the new version.
+    Ok(Redirect::to(&format!("/patients/{patient}#alerts")).into_response())
 }

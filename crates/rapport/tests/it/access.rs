@@ -112,6 +112,18 @@ fn setup(app: &TestApp) -> World {
     // dismissed row of its own gives POST /alerts/{id} an alert to act on (dismissed alerts are
     // neither listed nor touched by the rules, so nothing changes under the matrix's feet).
     for p in [&mine, &other, &own] {
+        // And a task to act on (open, not due: no alert).
+        let task = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "resource": {"resourceType": "Task", "id": format!("matrix-{p}"), "status": "requested",
+                "intent": "order", "description": "Matrix task", "for": {"reference": format!("Patient/{p}")}},
+            "request": {"method": "PUT", "url": format!("Task/matrix-{p}")}}]});
+        let unit = rapport_ingest::Unit {
+            name: "task.json".into(),
+            kind: "file",
+            payload: rapport_ingest::Payload::Value(task),
+        };
+        let report = rapport_ingest::apply_unit(app.store.as_ref(), &unit, now, false);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
         let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
             "resource": {"resourceType": "Observation", "status": "final",
                 "code": {"text": "Potassium"}, "subject": {"reference": format!("Patient/{p}")},
@@ -279,6 +291,8 @@ async fn request(
         ("GET", "/fhir/{type}/{id}/{operation}") => session.get(&format!("/fhir/Patient/{patient}/$everything")).await,
         ("GET", "/fhir/{type}/{id}") => session.get(&format!("/fhir/Patient/{patient}")).await,
         ("GET", "/today") => session.get("/today").await,
+        ("POST", "/patients/{id}/tasks") => session.submit(&format!("/patients/{patient}/tasks"), &[("description", "Call the patient"), ("due", "2030-01-31"), ("priority", "routine"), ("assignee", "coordinator")]).await,
+        ("POST", "/patients/{id}/tasks/{task}") => session.submit(&format!("/patients/{patient}/tasks/matrix-{patient}"), &[("action", "comment"), ("comment", "Checked.")]).await,
         ("POST", "/alerts/{id}") => {
             let id = tokio::task::block_in_place(|| {
                 session.app.store.patient_alerts(patient, true).unwrap().iter().find(|a| a.candidate.rule == "matrix").unwrap().alert_id

@@ -315,3 +315,81 @@ async fn an_alert_becomes_a_task_and_the_360_page_shows_both() {
         "{section}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_past_its_due_date_is_on_today_until_it_is_done() {
+    let app = spawn_app().await;
+    let patient = tokio::task::block_in_place(|| {
+        app.patient_ids()
+            .into_iter()
+            .find(|id| {
+                let p = app
+                    .store
+                    .read(&rapport_store::ResourceKey::new("Patient", id.clone()))
+                    .unwrap()
+                    .unwrap();
+                !p.content.contains("deceased")
+            })
+            .unwrap()
+    });
+    let c = app.login("coordinator@test.example").await;
+    let now = app.state.clock.now_ms();
+    let yesterday = chrono::DateTime::from_timestamp_millis(now - DAY)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    // A due date that is not a date is refused, naming the field.
+    let r = c
+        .submit(
+            &format!("/patients/{patient}/tasks"),
+            &[("description", "Call about the results"), ("due", "soon")],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("due date"), "{}", r.body);
+    let r = c
+        .submit(
+            &format!("/patients/{patient}/tasks"),
+            &[
+                ("description", "Call about the results"),
+                ("due", &yesterday),
+                ("priority", "urgent"),
+                ("assignee", "me"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let why = format!(
+        "Call about the results: due {}, still requested",
+        day(now - DAY)
+    );
+    let page = today_when(&c, |p| p.contains(&why)).await;
+    assert!(page.contains("Overdue tasks"), "{page}");
+    // Done, on the 360 page: the alert resolves.
+    let record = c.get(&format!("/patients/{patient}")).await.body;
+    let task_id = record
+        .split("data-task=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let r = c
+        .submit(
+            &format!("/patients/{patient}/tasks/{task_id}"),
+            &[("action", "complete"), ("comment", "Spoke to the patient.")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = today_when(&c, |p| !p.contains(&why)).await;
+    assert!(!page.contains(&why), "{page}");
+    let task = tokio::task::block_in_place(|| {
+        app.store
+            .read(&rapport_store::ResourceKey::new("Task", task_id.clone()))
+            .unwrap()
+            .unwrap()
+    });
+    let v: serde_json::Value = serde_json::from_str(&task.content).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["note"][0]["text"], "Spoke to the patient.");
+    assert_eq!(task.version, 2);
+}

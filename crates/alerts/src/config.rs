@@ -20,6 +20,7 @@ pub struct Config {
     pub discharge_follow_up: DischargeFollowUp,
     pub abnormal_result: AbnormalResult,
     pub overdue_task: Toggle,
+    pub care_plan_tasks: CarePlanTasks,
     #[serde(default)]
     pub care_gap: Vec<CareGap>,
     #[serde(default)]
@@ -64,6 +65,15 @@ pub struct AbnormalResult {
     pub window_days: i64,
     pub abnormal_codes: Vec<String>,
     pub critical_codes: Vec<String>,
+}
+
+/// Care plan activities that become tasks when due (crate::plans).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CarePlanTasks {
+    pub enabled: bool,
+    pub days_ahead: i64,
+    pub lookback_days: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -137,6 +147,14 @@ impl Config {
             (
                 "abnormal_result.window_days",
                 self.abnormal_result.window_days,
+            ),
+            (
+                "care_plan_tasks.days_ahead",
+                self.care_plan_tasks.days_ahead,
+            ),
+            (
+                "care_plan_tasks.lookback_days",
+                self.care_plan_tasks.lookback_days,
             ),
         ];
         for (key, value) in windows {

@@ -11,6 +11,7 @@
 pub mod codes;
 pub mod config;
 mod data;
+pub mod plans;
 mod rules;
 
 pub use config::Config;
@@ -77,6 +78,9 @@ pub struct Rule {
     pub name: &'static str,
     /// What it looks for, shown on the admin page.
     pub description: &'static str,
+    /// The FHIR Flag category of its alerts (flag.html; CodeSystem flag-category: `lab`,
+    /// `drug`, `admin`, `contact`, `clinical`…), for the API's Flag view of an alert.
+    pub flag_category: &'static str,
     pub eval: fn(&PatientData, &Config, i64) -> Vec<Alert>,
 }
 
@@ -86,42 +90,49 @@ pub const RULES: &[Rule] = &[
         id: "abnormal-result",
         name: "Abnormal results",
         description: "An Observation flagged abnormal or critical (interpretation H/L/HH/LL/A/AA…) or outside its reference range, issued within the window; stays until acknowledged.",
+        flag_category: "lab",
         eval: rules::abnormal_result,
     },
     Rule {
         id: "missed-appointment",
         name: "Missed appointments",
         description: "An Appointment marked no-show, or a booked one past its end plus the grace period with no encounter for it; cleared when a later appointment is booked.",
+        flag_category: "admin",
         eval: rules::missed_appointment,
     },
     Rule {
         id: "discharge-follow-up",
         name: "Discharges to follow up",
         description: "An inpatient encounter finished within the look-back with no contact (encounter or communication) since; due within the configured days of discharge.",
+        flag_category: "contact",
         eval: rules::discharge_follow_up,
     },
     Rule {
         id: "refill-due",
         name: "Refills due",
         description: "An active MedicationRequest whose supply runs out within the warning days: from the last dispense (days' supply, or the expected supply duration for the quantity), else from the prescription's dispense request and validity period; escalated after run-out; cleared by a new dispense or by stopping the medication.",
+        flag_category: "drug",
         eval: rules::refill_due,
     },
     Rule {
         id: "overdue-task",
         name: "Overdue tasks",
         description: "A Task not completed, cancelled or failed past its due date (restriction.period.end), or a care plan activity not done past its scheduled end.",
+        flag_category: "admin",
         eval: rules::overdue_task,
     },
     Rule {
         id: "unconfirmed-appointment",
         name: "Appointments to confirm",
         description: "An appointment tomorrow that is proposed or pending, or whose patient participant has not accepted.",
+        flag_category: "admin",
         eval: rules::unconfirmed_appointment,
     },
     Rule {
         id: "care-gap",
         name: "Care gaps",
         description: "Configured gaps: a condition with no required result or procedure within the window; routine immunizations due by age.",
+        flag_category: "clinical",
         eval: rules::care_gaps,
     },
 ];

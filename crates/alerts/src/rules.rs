@@ -526,26 +526,16 @@ pub(crate) fn overdue_task(d: &PatientData, c: &Config, now: i64) -> Vec<Alert> 
             let Some(due) = end_ms(detail.pointer("/scheduledPeriod/end")) else {
                 continue;
             };
-            if now < due {
+            // An activity made into a task (crate::plans) is followed through its task.
+            let key = crate::plans::activity_key(id, n);
+            if now < due || crate::plans::has_task(d, &key) {
                 continue;
             }
-            let what = concept_text(detail.get("code"))
-                .or_else(|| {
-                    detail
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| "Care plan activity".into());
-            let plan_name = plan
-                .get("title")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .or_else(|| concept_text(plan.get("category").and_then(|c| c.get(0))))
-                .unwrap_or_else(|| "care plan".into());
+            let what = crate::plans::activity_name(detail);
+            let plan_name = crate::plans::plan_name(plan);
             out.push(Alert {
                 rule: "overdue-task",
-                cause: format!("CarePlan/{id}#activity{n}"),
+                cause: key,
                 severity: Severity::Normal,
                 title: "Overdue care plan activity".into(),
                 why: format!(

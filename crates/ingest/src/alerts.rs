@@ -13,20 +13,29 @@ use serde_json::Value;
 /// Patients evaluated in one transaction.
 pub const BATCH: usize = 200;
 
-/// What the rules report for one patient now, as the store keeps it.
-pub fn candidates(
+/// What the rules say of one patient now: the alerts, as the store keeps them, and the tasks of
+/// care plan activities that have come due (rapport_alerts::plans), still to be written.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub alerts: Vec<AlertCandidate>,
+    pub tasks: Vec<Value>,
+}
+
+/// What the rules report for one patient now.
+pub fn findings(
     store: &dyn Store,
     config: &Config,
     patient_id: &str,
     now_ms: i64,
-) -> Result<Vec<AlertCandidate>, StoreError> {
-    let record = store.patient_record(patient_id)?;
+) -> Result<Findings, StoreError> {
+    let record = store.patient_record_of_types(patient_id, rapport_alerts::READS)?;
     let resources = record
         .into_iter()
-        .filter(|r| !r.deleted && rapport_alerts::READS.contains(&r.key.resource_type.as_str()))
+        .filter(|r| !r.deleted)
         .filter_map(|r| serde_json::from_str::<Value>(&r.content).ok());
     let data = PatientData::new(patient_id, resources);
-    Ok(rapport_alerts::evaluate(&data, config, now_ms)
+    let tasks = rapport_alerts::plans::due_activity_tasks(&data, config, now_ms);
+    let alerts = rapport_alerts::evaluate(&data, config, now_ms)
         .into_iter()
         .map(|a| AlertCandidate {
             rule: a.rule.to_owned(),
@@ -37,7 +46,88 @@ pub fn candidates(
             due_ms: a.due_ms,
             focus: a.focus,
         })
-        .collect())
+        .collect();
+    Ok(Findings { alerts, tasks })
+}
+
+/// Write the tasks of a patient's due care plan activities, as the alert rules (audited in the
+/// same transaction, one record for the patient); whether they were written. Each is created only if no Task names its
+/// activity yet (`ifNoneExist` on the identifier), so a second evaluation makes none.
+fn write_activity_tasks(store: &dyn Store, patient_id: &str, tasks: &[Value], now_ms: i64) -> bool {
+    let entries: Vec<Value> = tasks
+        .iter()
+        .map(|t| {
+            let key = t
+                .pointer("/identifier/0/value")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            serde_json::json!({
+                "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+                "resource": t,
+                "request": {
+                    "method": "POST",
+                    "url": "Task",
+                    // `#` would end a URL's query: percent-encoded (RFC 3986 section 3.5).
+                    "ifNoneExist": format!(
+                        "identifier={}|{}",
+                        rapport_alerts::plans::ACTIVITY_SYSTEM,
+                        key.replace('%', "%25").replace('#', "%23")
+                    ),
+                },
+            })
+        })
+        .collect();
+    let unit = crate::Unit {
+        name: "care plan activities due".into(),
+        kind: "care-plan",
+        payload: crate::Payload::Value(serde_json::json!({
+            "resourceType": "Bundle", "type": "transaction", "entry": entries,
+        })),
+    };
+    let audit = AuditRecord {
+        detail: format!("{} care plan activities made into tasks", tasks.len()),
+        ..audit_record(patient_id, &SyncSummary::default(), now_ms)
+    };
+    let guard = |changes: &[crate::Change<'_>]| -> Vec<Option<String>> {
+        changes
+            .iter()
+            .map(|c| {
+                (c.new_patient != Some(patient_id))
+                    .then(|| "a care plan task belongs to the plan's patient".to_owned())
+            })
+            .collect()
+    };
+    let on_behalf = crate::OnBehalf {
+        guard: &guard,
+        audit: &audit,
+    };
+    let report = crate::apply_unit_audited(store, &unit, now_ms, &on_behalf);
+    if let Some(e) = report.errors.first() {
+        // Logged without the content (patient data): which entry, and that it failed. The
+        // activity is tried again at the patient's next evaluation.
+        tracing::warn!(
+            entry = ?e.entry,
+            "care plan tasks of a patient could not be written; retried at the next evaluation"
+        );
+        return false;
+    }
+    true
+}
+
+/// Due care plan activities become tasks before the alerts are stored; the patient is then
+/// evaluated again, so that the overdue rule sees the task rather than the activity (rare: once
+/// per activity).
+fn make_due_tasks(
+    store: &dyn Store,
+    config: &Config,
+    patient_id: &str,
+    found: &mut Findings,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if !found.tasks.is_empty() && write_activity_tasks(store, patient_id, &found.tasks, now_ms) {
+        *found = findings(store, config, patient_id, now_ms)?;
+    }
+    Ok(())
 }
 
 /// The audit record of what an evaluation changed for a patient (the rules act as the system,
@@ -71,9 +161,9 @@ pub fn evaluate(
     durability: Durability,
 ) -> Result<SyncSummary, StoreError> {
     // The rules run before the transaction: reading and evaluating take no write lock.
-    let evaluated: Vec<(&String, Option<i64>, Vec<AlertCandidate>)> = if patients.len() == 1 {
+    let mut evaluated: Vec<(&String, Option<i64>, Findings)> = if patients.len() == 1 {
         let (id, marks) = &patients[0];
-        vec![(id, *marks, candidates(store, config, id, now_ms)?)]
+        vec![(id, *marks, findings(store, config, id, now_ms)?)]
     } else {
         let ids = patients.iter().map(|(id, _)| id.clone()).collect();
         patients
@@ -82,11 +172,14 @@ pub fn evaluate(
             .map(|((id, marks), (_, found))| (id, *marks, found))
             .collect()
     };
+    for (id, _, found) in &mut evaluated {
+        make_due_tasks(store, config, id, found, now_ms)?;
+    }
     let mut total = SyncSummary::default();
     store.write(durability, &mut |tx| {
         total = SyncSummary::default();
         for (id, marks, found) in &evaluated {
-            let s = tx.sync_alerts(id, found, now_ms, *marks)?;
+            let s = tx.sync_alerts(id, &found.alerts, now_ms, *marks)?;
             if s.raised + s.reopened + s.resolved > 0 {
                 tx.append_audit(&audit_record(id, &s, now_ms))?;
             }
@@ -136,26 +229,25 @@ fn evaluate_parallel(
     config: &Config,
     ids: Vec<String>,
     now_ms: i64,
-) -> Result<Vec<(String, Vec<AlertCandidate>)>, StoreError> {
+) -> Result<Vec<(String, Findings)>, StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let chunk = ids.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<(String, Vec<AlertCandidate>)>, StoreError>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = ids
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|id| Ok((id.clone(), candidates(store, config, id, now_ms)?)))
-                            .collect()
-                    })
+    let results: Vec<Result<Vec<(String, Findings)>, StoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ids
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|id| Ok((id.clone(), findings(store, config, id, now_ms)?)))
+                        .collect()
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("an evaluation thread does not panic"))
-                .collect()
-        });
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an evaluation thread does not panic"))
+            .collect()
+    });
     let mut out = Vec::with_capacity(ids.len());
     for r in results {
         out.extend(r?);
@@ -185,12 +277,15 @@ pub fn sweep(
             break;
         };
         let now = now_ms();
-        let evaluated = evaluate_parallel(store, config, ids, now)?;
+        let mut evaluated = evaluate_parallel(store, config, ids, now)?;
+        for (id, found) in &mut evaluated {
+            make_due_tasks(store, config, id, found, now)?;
+        }
         let mut s_batch = SyncSummary::default();
         store.write(Durability::Deferred, &mut |tx| {
             s_batch = SyncSummary::default();
             for (id, found) in &evaluated {
-                let s = tx.sync_alerts(id, found, now, None)?;
+                let s = tx.sync_alerts(id, &found.alerts, now, None)?;
                 if s.raised + s.reopened + s.resolved > 0 {
                     tx.append_audit(&audit_record(id, &s, now))?;
                 }

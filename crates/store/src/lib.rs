@@ -287,6 +287,13 @@ pub trait Store: AccessStore + AlertStore + ExportStore + Hl7Store + Send + Sync
     fn search_patients(&self, search: &PatientSearch) -> Result<PatientPage>;
     /// Every current, non-deleted resource in the patient's compartment, the Patient included.
     fn patient_record(&self, patient_id: &str) -> Result<Vec<StoredResource>>;
+    /// [`Store::patient_record`], only the resources of `types` (the alert rules read a few
+    /// types; the rest of the record is not read at all).
+    fn patient_record_of_types(
+        &self,
+        patient_id: &str,
+        types: &[&str],
+    ) -> Result<Vec<StoredResource>>;
     /// Benchmark floor: write `(type, id, json)` rows into a scratch table with no index and no
     /// key, in one transaction, with [`Durability::Deferred`] as imports do. Measures what the
     /// database costs at the least.

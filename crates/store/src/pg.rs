@@ -738,6 +738,21 @@ impl Store for PgStore {
         Ok(rows.iter().map(stored_from_row).collect())
     }
 
+    fn patient_record_of_types(
+        &self,
+        patient_id: &str,
+        types: &[&str],
+    ) -> Result<Vec<StoredResource>> {
+        let mut conn = self.pool.get()?;
+        let rows = conn.query(
+            &format!(
+                "SELECT {STORED_COLUMNS} {STORED_JOINS} WHERE r.patient_key = $1 AND NOT r.deleted AND r.resource_type = ANY($2)"
+            ),
+            &[&patient_id, &types],
+        )?;
+        Ok(rows.iter().map(stored_from_row).collect())
+    }
+
     fn write_unindexed_rows(&self, rows: &[(String, String, String)]) -> Result<()> {
         let mut conn = self.pool.get()?;
         conn.batch_execute(

@@ -1085,6 +1085,23 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
+    fn patient_record_of_types(
+        &self,
+        patient_id: &str,
+        types: &[&str],
+    ) -> Result<Vec<StoredResource>> {
+        let conn = self.readers.get()?;
+        // The types go in as one JSON array (json_each).
+        let types = serde_json::to_string(types).unwrap_or_else(|_| "[]".into());
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {STORED_COLUMNS} {STORED_JOINS} WHERE r.patient_key = ?1 AND r.deleted = 0 AND r.resource_type IN (SELECT value FROM json_each(?2))"
+        ))?;
+        let rows = stmt
+            .query_map(rusqlite::params![patient_id, types], stored_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     fn write_unindexed_rows(&self, rows: &[(String, String, String)]) -> Result<()> {
         let mut conn = self.writer.lock().expect("writer lock");
         conn.execute_batch(

@@ -165,6 +165,9 @@ impl Store for Closed {
             patients: Vec::new(),
         })
     }
+    fn patient_record_of_types(&self, _: &str, _: &[&str]) -> Result<Vec<crate::StoredResource>> {
+        Ok(Vec::new())
+    }
     fn patient_record(&self, _: &str) -> Result<Vec<crate::StoredResource>> {
         Ok(Vec::new())
     }

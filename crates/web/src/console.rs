@@ -287,6 +287,33 @@ async fn patient_page(
         })
         .map(|i| i.resource.clone())
         .collect();
+    let plans: Vec<&Value> = items
+        .iter()
+        .filter(|i| i.stored.key.resource_type == "CarePlan")
+        .map(|i| &i.resource)
+        .collect();
+    let goals: HashMap<String, &Value> = items
+        .iter()
+        .filter(|i| i.stored.key.resource_type == "Goal")
+        .map(|i| (i.stored.key.id.clone(), &i.resource))
+        .collect();
+    // Activities that became tasks (rapport_alerts::plans names them by an identifier).
+    let activity_tasks: std::collections::HashSet<String> = items
+        .iter()
+        .filter(|i| i.stored.key.resource_type == "Task")
+        .flat_map(|i| {
+            i.resource
+                .get("identifier")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|id| {
+                    id.get("system").and_then(Value::as_str)
+                        == Some(rapport_alerts::plans::ACTIVITY_SYSTEM)
+                })
+                .filter_map(|id| id.get("value").and_then(Value::as_str).map(str::to_owned))
+        })
+        .collect();
     // The whole compartment was read: one audit record names it (`Patient/id/*`).
     access::record(&state, &caller, &granted, vec![format!("Patient/{id}/*")]).await?;
     let body = html! {
@@ -295,6 +322,7 @@ async fn patient_page(
         }
         (crate::today::patient_alerts_section(&alerts, &open_tasks, caller.csrf().filter(|_| may_write), now, &id))
         (render_360(patient, &items, &names))
+        (crate::plans::care_plans_section(&plans, &goals, &activity_tasks, caller.csrf().filter(|_| may_write), &id, now))
         @if items.iter().any(|i| i.stored.source.as_ref().is_some_and(|s| s.kind == "hl7v2")) {
             p { a href={ "/patients/" (id) "/messages" } { "Messages from feeds (HL7 v2), as received" } }
         }
@@ -386,30 +414,47 @@ pub(crate) async fn write_resource(
     unit_name: String,
     foreign: &'static str,
 ) -> Result<String, WebError> {
+    let ids = write_resources(state, caller, granted, vec![resource], unit_name, foreign).await?;
+    Ok(ids.into_iter().next().unwrap_or_default())
+}
+
+/// [`write_resource`] for several resources of the patient, in one transaction (all or
+/// nothing); their ids, in order. A resource may refer to another by the id it was given.
+pub(crate) async fn write_resources(
+    state: &AppState,
+    caller: &Caller,
+    granted: &access::Granted,
+    resources: Vec<Value>,
+    unit_name: String,
+    foreign: &'static str,
+) -> Result<Vec<String>, WebError> {
     let now = state.clock.now_ms();
-    let resource_type = resource
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    // An update names the resource it changes; a new resource gets its id here.
-    let new_id = resource
-        .get("id")
-        .and_then(Value::as_str)
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
-        "fullUrl": format!("urn:uuid:{new_id}"),
-        "resource": resource,
-        "request": {"method": "PUT", "url": format!("{resource_type}/{new_id}")},
-    }]});
-    let record = granted.record(
-        caller,
-        vec![
-            format!("Patient/{}", granted.patient),
-            format!("{resource_type}/{new_id}"),
-        ],
-        now,
-    );
+    let mut ids = Vec::new();
+    let mut entities = vec![format!("Patient/{}", granted.patient)];
+    let mut entries = Vec::new();
+    let mut types = Vec::new();
+    for resource in resources {
+        let resource_type = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        // An update names the resource it changes; a new resource gets its id here.
+        let new_id = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        entities.push(format!("{resource_type}/{new_id}"));
+        entries.push(json!({
+            "fullUrl": format!("urn:uuid:{new_id}"),
+            "resource": resource,
+            "request": {"method": "PUT", "url": format!("{resource_type}/{new_id}")},
+        }));
+        ids.push(new_id);
+        types.push(resource_type);
+    }
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    let record = granted.record(caller, entities, now);
     let unit = rapport_ingest::Unit {
         name: unit_name,
         kind: "console",
@@ -439,10 +484,11 @@ pub(crate) async fn write_resource(
         .await?;
     if !report.errors.is_empty() {
         return Err(WebError::Internal(format!(
-            "the {resource_type} could not be stored"
+            "the {} could not be stored",
+            types.join(" and ")
         )));
     }
-    Ok(new_id)
+    Ok(ids)
 }
 
 #[derive(Deserialize)]

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use crate::{AppState, Caller, RouteAccess, RouteBook, WebError};
 
 mod export;
+mod flag;
 mod search;
 
 pub(crate) fn routes(book: RouteBook) -> RouteBook {
@@ -422,6 +423,9 @@ async fn metadata(
     let resources: Vec<Value> = resource_types()
         .into_iter()
         .map(|t| {
+            if t == flag::TYPE {
+                return flag::capability();
+            }
             let mut r = json!({
                 "type": t,
                 "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "update"}, {"code": "patch"}, {"code": "delete"}, {"code": "history-instance"}, {"code": "history-type"}, {"code": "create"}],
@@ -562,6 +566,18 @@ async fn authorise_read(
         .rev()
         .find(|v| !v.deleted)
         .and_then(patient_of);
+    authorise_read_of(state, caller, ty, patient, entity).await
+}
+
+/// Authorise reading `entity`, of type `ty` and belonging to `patient` (`None`: directory data),
+/// and audit the request.
+async fn authorise_read_of(
+    state: &AppState,
+    caller: &Caller,
+    ty: &str,
+    patient: Option<String>,
+    entity: String,
+) -> Result<(), Outcome> {
     let now = state.clock.now_ms();
     let (principal, p, t) = (caller.principal.clone(), patient.clone(), ty.to_owned());
     let decision = state
@@ -646,6 +662,11 @@ async fn read(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, Outcome> {
+    if ty == flag::TYPE {
+        // A Flag is an alert's current state: it has no history of versions.
+        flag::refuse_write(if id == "_history" { &ty } else { "" })?;
+        return flag::read(state, caller, &id, &q, &headers).await;
+    }
     // `/fhir/{type}/_history` shares the route (`_` is not allowed in ids, datatypes.html#id).
     if id == "_history" {
         return history_list(state, caller, Some(ty), &uri, &headers).await;
@@ -676,6 +697,7 @@ async fn vread(
 ) -> Result<Response, Outcome> {
     check_format(&q, &headers)?;
     check_type_and_id(&ty, &id)?;
+    flag::refuse_write(&ty)?;
     let version: i64 = vid.parse().map_err(|_| {
         Outcome::new(
             StatusCode::BAD_REQUEST,
@@ -1061,6 +1083,7 @@ async fn instance_operation(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, Outcome> {
+    flag::refuse_write(&ty)?;
     match (ty.as_str(), operation.as_str()) {
         (_, "_history") => history(state, caller, Path((ty, id)), q, headers).await,
         ("Patient", "$everything") => everything(state, caller, Path(id), q, uri, headers).await,
@@ -1129,9 +1152,11 @@ async fn everything(
         ));
     }
     let (pid, principal) = (id.clone(), caller.principal.clone());
-    let (resources, found) = state
+    let (resources, found, alerts) = state
         .with_auth(move |s| {
             let mut resources = s.patient_record(&pid)?;
+            // The patient's alerts, as Flags (fhir/flag.rs), open and closed.
+            let alerts = s.patient_alerts(&pid, true)?;
             let found = resources
                 .iter()
                 .any(|r| r.key.resource_type == "Patient" && r.key.id == pid);
@@ -1160,7 +1185,7 @@ async fn everything(
             }
             let referenced = s.read_many(&keys)?;
             resources.extend(rapport_auth::readable(s, &principal, referenced, now)?);
-            Ok((resources, found))
+            Ok((resources, found, alerts))
         })
         .await?;
     if !found {
@@ -1174,6 +1199,16 @@ async fn everything(
                 .is_none_or(|t| t.contains(&r.key.resource_type))
                 && since.is_none_or(|s| r.last_updated_ms >= s)
         })
+        .collect();
+    let flags: Vec<Value> = alerts
+        .iter()
+        .filter(|a| {
+            types
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|t| t == flag::TYPE))
+                && since.is_none_or(|s| a.updated_ms >= s)
+        })
+        .map(flag::flag_of)
         .collect();
     // The Patient first, then the rest by type and id, so the answer is stable.
     let mut resources = resources;
@@ -1197,7 +1232,7 @@ async fn everything(
     );
     body.push_str(&format!(
         "{{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":{},\"entry\":[",
-        resources.len()
+        resources.len() + flags.len()
     ));
     for (i, r) in resources.iter().enumerate() {
         if i > 0 {
@@ -1209,6 +1244,15 @@ async fn everything(
         ));
         body.push_str(&r.content);
         body.push_str(",\"search\":{\"mode\":\"match\"}}");
+    }
+    for (i, f) in flags.iter().enumerate() {
+        if i > 0 || !resources.is_empty() {
+            body.push(',');
+        }
+        let url = format!("{base}/Flag/{}", f["id"].as_str().unwrap_or_default());
+        body.push_str(
+            &json!({"fullUrl": url, "resource": f, "search": {"mode": "match"}}).to_string(),
+        );
     }
     body.push_str("]}");
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body).into_response())
@@ -1631,6 +1675,21 @@ async fn batch_or_transaction(
             .at(format!("Bundle.entry[{i}].request.method")));
         }
     }
+    // Flags are derived from the alert rules: a bundle that would write one is refused whole,
+    // naming the entry, before anything of it is written.
+    if let Some(i) = entries.iter().enumerate().position(|(i, e)| {
+        !gets.contains(&i)
+            && (e.pointer("/resource/resourceType").and_then(Value::as_str) == Some(flag::TYPE)
+                || e.pointer("/request/url")
+                    .and_then(Value::as_str)
+                    .is_some_and(|u| {
+                        u == flag::TYPE || u.starts_with("Flag/") || u.starts_with("Flag?")
+                    }))
+    }) {
+        return Err(flag::refuse_write(flag::TYPE)
+            .expect_err("Flag writes are refused")
+            .at(format!("Bundle.entry[{i}]")));
+    }
     let now = state.clock.now_ms();
     let mut template = rapport_auth::access_record(
         &caller.principal,
@@ -1842,6 +1901,7 @@ async fn create(
 ) -> Result<Response, Outcome> {
     check_format(&q, &headers)?;
     check_type_and_id(&ty, "new")?;
+    flag::refuse_write(&ty)?;
     let mut resource = parse_body(&ty, &body)?;
     // A create ignores any id in the body (http.html#create): the server assigns one.
     if let Some(o) = resource.as_object_mut() {
@@ -1905,6 +1965,7 @@ async fn update(
 ) -> Result<Response, Outcome> {
     check_format(&q, &headers)?;
     check_type_and_id(&ty, &id)?;
+    flag::refuse_write(&ty)?;
     let expected = if_match(&headers)?;
     let resource = parse_body(&ty, &body)?;
     update_resource(&state, &caller, &ty, &id, resource, expected, &headers).await
@@ -1984,6 +2045,7 @@ async fn conditional_update(
     body: Bytes,
 ) -> Result<Response, Outcome> {
     check_type_and_id(&ty, "new")?;
+    flag::refuse_write(&ty)?;
     let criteria = criteria_of(&uri)?;
     let resource = parse_body(&ty, &body)?;
     let request = entry_request("PUT", format!("{ty}?{criteria}"), if_match(&headers)?);
@@ -2002,6 +2064,7 @@ async fn conditional_delete(
     uri: axum::http::Uri,
 ) -> Result<Response, Outcome> {
     check_type_and_id(&ty, "new")?;
+    flag::refuse_write(&ty)?;
     let criteria = criteria_of(&uri)?;
     let entry = json!({"request": {"method": "DELETE", "url": format!("{ty}?{criteria}")}});
     write_guarded(&state, &caller, ty, entry).await?;
@@ -2121,6 +2184,7 @@ async fn patch_resource(
 ) -> Result<Response, Outcome> {
     check_format(&q, &headers)?;
     check_type_and_id(&ty, &id)?;
+    flag::refuse_write(&ty)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -2233,6 +2297,7 @@ async fn remove(
     headers: HeaderMap,
 ) -> Result<Response, Outcome> {
     check_type_and_id(&ty, &id)?;
+    flag::refuse_write(&ty)?;
     let expected = if_match(&headers)?;
     let current = versions_of(&state, &ty, &id)
         .await?
@@ -2332,6 +2397,9 @@ async fn search_in(
     raw: &str,
     headers: HeaderMap,
 ) -> Result<Response, Outcome> {
+    if ty == flag::TYPE {
+        return flag::search(state, caller, raw, &headers).await;
+    }
     search::run(state, caller, ty, raw, headers).await
 }
 

@@ -17,6 +17,7 @@ mod form;
 mod interfaces;
 mod login;
 mod page;
+mod plans;
 mod security;
 mod smart;
 mod today;
@@ -290,6 +291,7 @@ fn book() -> RouteBook {
     let book = smart::routes(book);
     let book = interfaces::routes(book);
     let book = today::routes(book);
+    let book = plans::routes(book);
     admin::routes(book)
 }
 

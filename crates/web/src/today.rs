@@ -136,6 +136,10 @@ async fn today_page(
             .with_store(move |s| s.showing_alerts(&patients, now, MAX_ALERTS))
             .await?
     };
+    let tasks = {
+        let patients = patients.clone();
+        state.with_store(move |s| open_tasks(s, &patients)).await?
+    };
     let me = caller.principal.user_id;
     let due_by = match params.due.as_deref() {
         Some("overdue") => Some(now),
@@ -144,8 +148,17 @@ async fn today_page(
         _ => None,
     };
     let mine = params.scope.as_deref() == Some("mine");
+    let only_tasks = params.kind.as_deref() == Some(TASKS_KIND);
+    let task_count = tasks.len();
+    let tasks: Vec<OpenTask> = tasks
+        .into_iter()
+        .filter(|_| params.kind.is_none() || only_tasks)
+        .filter(|t| !mine || t.is_for(&caller.principal))
+        .filter(|t| due_by.is_none_or(|d| t.due_ms.is_some_and(|due| due <= d)))
+        .collect();
     let filtered: Vec<&StoredAlert> = alerts
         .iter()
+        .filter(|_| !only_tasks)
         .filter(|a| params.kind.as_deref().is_none_or(|k| a.candidate.rule == k))
         .filter(|a| !mine || a.assigned_to == Some(me))
         .filter(|a| due_by.is_none_or(|d| a.candidate.due_ms.is_some_and(|t| t <= d)))
@@ -165,6 +178,7 @@ async fn today_page(
             .values()
             .flat_map(|g| g.iter().take(PER_GROUP))
             .map(|a| a.patient_key.clone())
+            .chain(tasks.iter().take(PER_GROUP).map(|t| t.patient.clone()))
             .collect();
         ids.sort();
         ids.dedup();
@@ -192,14 +206,17 @@ async fn today_page(
             )
         })
         .collect();
-    let list = render_list(&groups, &names, caller.csrf(), now, filtered.len());
+    let list = html! {
+        (render_list(&groups, &names, caller.csrf(), now, filtered.len() + tasks.len()))
+        (render_tasks(&tasks, &names, caller.csrf(), now))
+    };
     if params.fragment.is_some() {
         return Ok(Html(list.into_string()).into_response());
     }
     let body = html! {
         h1 { "Today" }
         p.muted {
-            (alerts.len()) " open alerts for the " (patients.len()) " patients you may see. "
+            (alerts.len()) " open alerts and " (task_count) " open tasks for the " (patients.len()) " patients you may see. "
             span #today-live role="status" {}
         }
         nav.filters aria-label="Alert kinds" {
@@ -210,13 +227,15 @@ async fn today_page(
                     (rule.name) " (" (n) ")"
                 }
             }
+            " "
+            a href={ "/today?kind=" (TASKS_KIND) } aria-current=[only_tasks.then_some("page")] { "Open tasks (" (task_count) ")" }
         }
         form.filters method="get" action="/today" {
             @if let Some(k) = &params.kind { input type="hidden" name="kind" value=(k); }
             label { "Show "
                 select name="scope" {
                     option value="team" selected[!mine] { "all my patients" }
-                    option value="mine" selected[mine] { "assigned to me" }
+                    option value="mine" selected[mine] { "assigned to me or my role" }
                 }
             }
             " "
@@ -239,6 +258,152 @@ async fn today_page(
 
 fn end_of_day(now: i64) -> i64 {
     (now.div_euclid(86_400_000) + 1) * 86_400_000
+}
+
+/// The `kind` filter that shows open tasks only.
+const TASKS_KIND: &str = "tasks";
+/// The most open tasks read for one page.
+const MAX_TASKS: usize = 2_000;
+/// Task states in which someone still has to act (task.html#statemachine).
+const OPEN_TASK_STATES: &str = "requested,received,accepted,ready,in-progress,on-hold";
+
+/// An open Task of a visible patient, as the Today page lists it.
+pub(crate) struct OpenTask {
+    pub patient: String,
+    pub task: Value,
+    /// The end of its due date (restriction.period.end, at its precision).
+    pub due_ms: Option<i64>,
+}
+
+impl OpenTask {
+    fn text(&self, pointer: &str) -> Option<&str> {
+        self.task.pointer(pointer).and_then(Value::as_str)
+    }
+
+    /// For this person: owned by their Practitioner, or given to one of their roles
+    /// (Task.performerType), or made by the care plan for nobody in particular.
+    fn is_for(&self, p: &rapport_access::policy::Principal) -> bool {
+        let owner = self.text("/owner/reference");
+        let mine = p
+            .practitioner_id
+            .as_ref()
+            .is_some_and(|id| owner == Some(format!("Practitioner/{id}").as_str()));
+        let role = self
+            .task
+            .get("performerType")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|c| {
+                c.get("coding")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+            })
+            .filter_map(|c| c.get("code").and_then(Value::as_str))
+            .any(|code| p.roles.iter().any(|r| r.as_str() == code));
+        mine || role
+    }
+
+    fn priority_rank(&self) -> u8 {
+        match self.text("/priority") {
+            Some("stat") => 0,
+            Some("asap") => 1,
+            Some("urgent") => 2,
+            _ => 3,
+        }
+    }
+}
+
+/// The open tasks of `patients` (a search on Task.status, then only those of the patients
+/// given), soonest due first, then most urgent.
+fn open_tasks(
+    s: &dyn rapport_store::Store,
+    patients: &[String],
+) -> Result<Vec<OpenTask>, rapport_store::StoreError> {
+    let query = rapport_fhir::query::parse("Task", &format!("status={OPEN_TASK_STATES}"))
+        .expect("a valid query");
+    let visible: std::collections::HashSet<&str> = patients.iter().map(String::as_str).collect();
+    let keys: Vec<(ResourceKey, String)> = s
+        .search(&query, &[], (MAX_TASKS * 4) as u64)?
+        .into_iter()
+        .filter_map(|m| {
+            let p = m.patient_key.filter(|p| visible.contains(p.as_str()))?;
+            Some((ResourceKey::new("Task", m.id), p))
+        })
+        .take(MAX_TASKS)
+        .collect();
+    let read = s.read_many(&keys.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())?;
+    let mut tasks: Vec<OpenTask> = read
+        .into_iter()
+        .filter(|r| !r.deleted)
+        .filter_map(|r| {
+            let task: Value = serde_json::from_str(&r.content).ok()?;
+            let due_ms = task
+                .pointer("/restriction/period/end")
+                .and_then(Value::as_str)
+                .and_then(rapport_fhir::date::parse_range)
+                .map(|r| r.end);
+            Some(OpenTask {
+                patient: r.patient_key?,
+                task,
+                due_ms,
+            })
+        })
+        .collect();
+    tasks.sort_by_key(|t| (t.due_ms.unwrap_or(i64::MAX), t.priority_rank()));
+    Ok(tasks)
+}
+
+fn render_tasks(
+    tasks: &[OpenTask],
+    names: &HashMap<String, String>,
+    csrf: Option<&str>,
+    now: i64,
+) -> Markup {
+    html! {
+        @if !tasks.is_empty() {
+            section.card.task-group aria-labelledby="group-tasks" {
+                h2 #group-tasks { "Open tasks " span.count { "(" (tasks.len()) ")" } }
+                ul.tasks {
+                    @for t in tasks.iter().take(PER_GROUP) {
+                        @let id = t.text("/id").unwrap_or_default();
+                        li.task data-task=(id) {
+                            div.what {
+                                strong { (t.text("/description").unwrap_or("Task")) }
+                                " · " a href={ "/patients/" (t.patient) "#alerts" } { (names.get(&t.patient).map_or(t.patient.as_str(), String::as_str)) }
+                                " " span.tag { (t.text("/status").unwrap_or("")) }
+                                @if let Some(p) = t.text("/priority").filter(|p| *p != "routine") { " " span.tag { (p) } }
+                                @if let Some(due) = t.due_ms {
+                                    // The end of the due date's precision: the day shown is the last inside it.
+                                    " " span.due.overdue[due <= now] { "due " (view::format_ms_day(due - 1)) }
+                                }
+                            }
+                            p.why {
+                                @if let Some(who) = t.text("/owner/display") { "For " (who) ". " }
+                                @if let Some(role) = t.text("/performerType/0/text") { "For any " (role.to_lowercase()) ". " }
+                                @if t.text("/basedOn/0/reference").is_some_and(|r| r.starts_with("CarePlan/")) { "From the care plan. " }
+                                @if let Some(by) = t.text("/requester/display") { "Asked by " (by) "." }
+                            }
+                            @if let Some(csrf) = csrf {
+                                form.actions method="post" action={ "/patients/" (t.patient) "/tasks/" (id) } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="back" value="/today";
+                                    @if t.text("/status") != Some("in-progress") {
+                                        button name="action" value="start" { "Start" }
+                                    }
+                                    button #{ "done-" (id) } name="action" value="complete" { "Done" }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if tasks.len() > PER_GROUP {
+                    p.muted { (tasks.len() - PER_GROUP) " more. " a href={ "/today?kind=" (TASKS_KIND) } { "Show only tasks" } }
+                }
+            }
+        }
+    }
 }
 
 fn render_list(
@@ -767,6 +932,9 @@ pub(crate) struct TaskActionForm {
     action: String,
     #[serde(default)]
     comment: String,
+    /// Where to return: the Today page, else the patient's page.
+    #[serde(default)]
+    back: String,
 }
 
 /// A task moved on (task.html#statemachine): started (in-progress), completed, cancelled, or a
@@ -841,5 +1009,8 @@ pub(crate) async fn task_action(
     )
     .await?;
     // The overdue-task alert, if any, resolves once the evaluator sees the new version.
+    if form.back == "/today" {
+        return Ok(Redirect::to("/today").into_response());
+    }
     Ok(Redirect::to(&format!("/patients/{patient}#alerts")).into_response())
 }

@@ -1,0 +1,316 @@
+//! Care plans on the 360 page (careplan.html): the patient's active plans with their goals and
+//! planned activities, each activity with its state and, once it has come due, the task it
+//! became (rapport_alerts::plans); and a form to start a plan: a title, a goal (Goal,
+//! goal.html) and up to three activities with dates, written in one transaction, versioned and
+//! audited like every write of the console.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use maud::{html, Markup};
+use rapport_access::policy::Action;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::form::Form;
+use crate::{access, view, AppState, Caller, RouteAccess, RouteBook, WebError};
+
+/// Activities the form offers (more can be added through the FHIR API).
+const FORM_ACTIVITIES: usize = 3;
+
+pub(crate) fn routes(book: RouteBook) -> RouteBook {
+    book.add(
+        "POST",
+        "/patients/{id}/careplans",
+        RouteAccess::PatientWrite,
+        post(new_plan),
+    )
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+/// The care plans section: active and on-hold plans (newest first), their goals and activities;
+/// `tasks` are the activity keys (`CarePlan/id#activityN`) that became tasks.
+pub(crate) fn care_plans_section(
+    plans: &[&Value],
+    goals: &HashMap<String, &Value>,
+    tasks: &HashSet<String>,
+    csrf: Option<&str>,
+    patient_id: &str,
+    now: i64,
+) -> Markup {
+    let today = chrono::DateTime::from_timestamp_millis(now)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string();
+    let mut shown: Vec<&Value> = plans
+        .iter()
+        .copied()
+        .filter(|p| matches!(text(p, "/status"), Some("active" | "on-hold" | "draft")))
+        .collect();
+    shown.sort_by(|a, b| {
+        let start = |p: &Value| {
+            text(p, "/period/start")
+                .or(text(p, "/created"))
+                .map(str::to_owned)
+        };
+        start(b).cmp(&start(a))
+    });
+    html! {
+        section.card #careplans aria-labelledby="careplans-h" {
+            h2 #careplans-h { "Care plans (" (shown.len()) ")" }
+            @if shown.is_empty() { p.muted { "No active care plan." } }
+            @for plan in &shown {
+                @let id = text(plan, "/id").unwrap_or_default();
+                article.plan data-plan=(id) {
+                    h3 {
+                        (rapport_alerts::plans::plan_name(plan))
+                        @if let Some(start) = text(plan, "/period/start") { span.muted { " · since " (view::format_date(start)) } }
+                        @if text(plan, "/status") != Some("active") { " " span.tag { (text(plan, "/status").unwrap_or("")) } }
+                    }
+                    @let plan_goals: Vec<String> = plan.get("goal").and_then(Value::as_array).into_iter().flatten()
+                        .filter_map(|g| g.get("reference").and_then(Value::as_str))
+                        .filter_map(|r| goals.get(r.trim_start_matches("Goal/")))
+                        .map(|g| goal_text(g))
+                        .collect();
+                    @if !plan_goals.is_empty() {
+                        p { "Goal: " (plan_goals.join("; ")) }
+                    }
+                    @let activities = plan.get("activity").and_then(Value::as_array);
+                    @if activities.is_some_and(|a| !a.is_empty()) {
+                        ul.activities {
+                            @for (n, a) in activities.into_iter().flatten().enumerate() {
+                                @let detail = a.get("detail").unwrap_or(&Value::Null);
+                                li data-activity=(n) {
+                                    (rapport_alerts::plans::activity_name(detail))
+                                    @if let Some(status) = text(detail, "/status") { " " span.tag { (status) } }
+                                    @if let Some(start) = text(detail, "/scheduledPeriod/start").or(text(detail, "/scheduledTiming/event/0")) {
+                                        span.muted { " · planned " (view::format_date(start)) }
+                                    }
+                                    @if tasks.contains(&rapport_alerts::plans::activity_key(id, n)) {
+                                        " " span.tag { "task made" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(csrf) = csrf {
+                details.new-plan {
+                    summary { "New care plan" }
+                    form.stack method="post" action={ "/patients/" (patient_id) "/careplans" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        label { "Title " input type="text" name="title" required maxlength="200" size="50" placeholder="e.g. Diabetes follow-up"; }
+                        label { "Goal " input type="text" name="goal" maxlength="1000" size="60" placeholder="e.g. HbA1c below 7.5% by June"; }
+                        @for n in 1..=FORM_ACTIVITIES {
+                            fieldset {
+                                legend { "Activity " (n) @if n > 1 { " (optional)" } }
+                                label { "What " input type="text" name={ "activity" (n) } maxlength="500" size="40" required[n == 1]; }
+                                " "
+                                label { "When " input type="date" name={ "date" (n) } required[n == 1] value=[(n == 1).then_some(today.as_str())]; }
+                            }
+                        }
+                        p.muted { "Each activity becomes a task for the care team on its date." }
+                        button type="submit" { "Start the plan" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn goal_text(goal: &Value) -> String {
+    let mut t = goal
+        .get("description")
+        .map(view::concept)
+        .unwrap_or_default();
+    if let Some(status) = text(goal, "/lifecycleStatus").filter(|s| *s != "active") {
+        t.push_str(&format!(" ({status})"));
+    }
+    t
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct NewPlanForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    goal: String,
+    #[serde(default)]
+    activity1: String,
+    #[serde(default)]
+    date1: String,
+    #[serde(default)]
+    activity2: String,
+    #[serde(default)]
+    date2: String,
+    #[serde(default)]
+    activity3: String,
+    #[serde(default)]
+    date3: String,
+}
+
+/// What a plan form says, checked: the title, the goal, and the activities with their days.
+fn parse_plan(form: &NewPlanForm) -> Result<(String, String, Vec<(String, String)>), String> {
+    let title = form.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err("A care plan needs a title of 1 to 200 characters.".into());
+    }
+    let goal = form.goal.trim();
+    if goal.chars().count() > 1000 {
+        return Err("A goal is at most 1000 characters.".into());
+    }
+    let mut activities = Vec::new();
+    for (n, (what, date)) in [
+        (&form.activity1, &form.date1),
+        (&form.activity2, &form.date2),
+        (&form.activity3, &form.date3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (what, date) = (what.trim(), date.trim());
+        if what.is_empty() && date.is_empty() {
+            continue;
+        }
+        if what.is_empty() || what.chars().count() > 500 {
+            return Err(format!(
+                "Activity {} needs a description of 1 to 500 characters.",
+                n + 1
+            ));
+        }
+        let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+            .map_err(|_| format!("Activity {} needs a date (YYYY-MM-DD).", n + 1))?;
+        activities.push((what.to_owned(), day.format("%Y-%m-%d").to_string()));
+    }
+    if activities.is_empty() {
+        return Err("A care plan needs at least one activity with a date.".into());
+    }
+    Ok((title.to_owned(), goal.to_owned(), activities))
+}
+
+/// `POST /patients/{id}/careplans`: a new active CarePlan (careplan.html) with its Goal and
+/// scheduled activities, authored by the person who made it, in one audited transaction.
+async fn new_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(patient): Path<String>,
+    Form(form): Form<NewPlanForm>,
+) -> Result<Response, WebError> {
+    caller.check_csrf(&form.csrf)?;
+    let granted = access::require(&state, &caller, &patient, Action::Write).await?;
+    let (title, goal, activities) = match parse_plan(&form) {
+        Ok(p) => p,
+        Err(message) => {
+            access::record(
+                &state,
+                &caller,
+                &granted,
+                vec![format!("Patient/{patient}")],
+            )
+            .await?;
+            return Err(WebError::BadRequest(message));
+        }
+    };
+    let now = state.clock.now_ms();
+    let today = chrono::DateTime::from_timestamp_millis(now)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string();
+    let author = match &caller.principal.practitioner_id {
+        Some(p) => {
+            json!({"reference": format!("Practitioner/{p}"), "display": caller.principal.name})
+        }
+        None => json!({"display": caller.principal.name}),
+    };
+    let mut resources = Vec::new();
+    let mut plan = json!({
+        "resourceType": "CarePlan",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "status": "active",
+        "intent": "plan",
+        "title": title,
+        "subject": {"reference": format!("Patient/{patient}")},
+        "period": {"start": today},
+        "created": rapport_fhir::date::format_instant(now),
+        "author": author,
+        "activity": activities.iter().map(|(what, day)| json!({"detail": {
+            "status": "scheduled",
+            "description": what,
+            "scheduledPeriod": {"start": day, "end": day},
+        }})).collect::<Vec<_>>(),
+    });
+    if !goal.is_empty() {
+        let goal_id = uuid::Uuid::new_v4().to_string();
+        resources.push(json!({
+            "resourceType": "Goal",
+            "id": goal_id,
+            "lifecycleStatus": "active",
+            "description": {"text": goal},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "startDate": today,
+            "expressedBy": author,
+        }));
+        plan["goal"] = json!([{"reference": format!("Goal/{goal_id}")}]);
+    }
+    resources.push(plan);
+    crate::console::write_resources(
+        &state,
+        &caller,
+        &granted,
+        resources,
+        format!("care plan by {}", caller.principal.email),
+        "a care plan belongs to the patient it was written for",
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/patients/{patient}#careplans")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(title: &str, a1: (&str, &str), a2: (&str, &str)) -> NewPlanForm {
+        NewPlanForm {
+            title: title.into(),
+            goal: "Walk 30 minutes a day".into(),
+            activity1: a1.0.into(),
+            date1: a1.1.into(),
+            activity2: a2.0.into(),
+            date2: a2.1.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_plan_needs_a_title_and_dated_activities() {
+        let ok = parse_plan(&form(
+            "Diabetes follow-up",
+            ("Foot check", "2026-12-10"),
+            ("", ""),
+        ))
+        .unwrap();
+        assert_eq!(ok.0, "Diabetes follow-up");
+        assert_eq!(
+            ok.2,
+            vec![("Foot check".to_owned(), "2026-12-10".to_owned())]
+        );
+        assert!(parse_plan(&form(" ", ("Foot check", "2026-12-10"), ("", ""))).is_err());
+        assert_eq!(
+            parse_plan(&form("Plan", ("Foot check", "2026-12-10"), ("Review", ""))).unwrap_err(),
+            "Activity 2 needs a date (YYYY-MM-DD)."
+        );
+        assert_eq!(
+            parse_plan(&form("Plan", ("", "2026-12-10"), ("", ""))).unwrap_err(),
+            "Activity 1 needs a description of 1 to 500 characters."
+        );
+        assert!(parse_plan(&form("Plan", ("", ""), ("", ""))).is_err());
+    }
+}

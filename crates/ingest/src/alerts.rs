@@ -13,6 +13,19 @@ use serde_json::Value;
 /// Patients evaluated in one transaction.
 pub const BATCH: usize = 200;
 
+/// Held from reading a batch's data to committing its alerts: evaluations in one process (the
+/// server's sweep and its evaluation of changed patients, or a test's) take turns, so that an
+/// evaluation that read a patient's data before a change cannot store its older findings over
+/// those of one that read after it (which would resolve the new alert until the next sweep).
+static EVALUATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    // A panic in another evaluation leaves nothing half-done here (its transaction rolled back).
+    EVALUATING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// What the rules say of one patient now: the alerts, as the store keeps them, and the tasks of
 /// care plan activities that have come due (rapport_alerts::plans), still to be written.
 #[derive(Debug, Default)]
@@ -85,7 +98,7 @@ fn write_activity_tasks(store: &dyn Store, patient_id: &str, tasks: &[Value], no
         })),
     };
     let audit = AuditRecord {
-        detail: format!("{} care plan activities made into tasks", tasks.len()),
+        detail: format!("care plan activities made into tasks: {}", tasks.len()),
         ..audit_record(patient_id, &SyncSummary::default(), now_ms)
     };
     let guard = |changes: &[crate::Change<'_>]| -> Vec<Option<String>> {
@@ -160,6 +173,7 @@ pub fn evaluate(
     now_ms: i64,
     durability: Durability,
 ) -> Result<SyncSummary, StoreError> {
+    let _turn = turn();
     // The rules run before the transaction: reading and evaluating take no write lock.
     let mut evaluated: Vec<(&String, Option<i64>, Findings)> = if patients.len() == 1 {
         let (id, marks) = &patients[0];
@@ -277,6 +291,7 @@ pub fn sweep(
             break;
         };
         let now = now_ms();
+        let _turn = turn();
         let mut evaluated = evaluate_parallel(store, config, ids, now)?;
         for (id, found) in &mut evaluated {
             make_due_tasks(store, config, id, found, now)?;

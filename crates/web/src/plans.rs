@@ -157,8 +157,18 @@ pub(crate) struct NewPlanForm {
     date3: String,
 }
 
-/// What a plan form says, checked: the title, the goal, and the activities with their days.
-fn parse_plan(form: &NewPlanForm) -> Result<(String, String, Vec<(String, String)>), String> {
+/// What a plan form says, checked.
+#[derive(Debug, PartialEq)]
+struct PlanInput {
+    title: String,
+    /// Empty when none was given.
+    goal: String,
+    /// What, and the day (`YYYY-MM-DD`).
+    activities: Vec<(String, String)>,
+}
+
+/// The title, the goal, and the activities with their days, checked.
+fn parse_plan(form: &NewPlanForm) -> Result<PlanInput, String> {
     let title = form.title.trim();
     if title.is_empty() || title.chars().count() > 200 {
         return Err("A care plan needs a title of 1 to 200 characters.".into());
@@ -193,7 +203,11 @@ fn parse_plan(form: &NewPlanForm) -> Result<(String, String, Vec<(String, String
     if activities.is_empty() {
         return Err("A care plan needs at least one activity with a date.".into());
     }
-    Ok((title.to_owned(), goal.to_owned(), activities))
+    Ok(PlanInput {
+        title: title.to_owned(),
+        goal: goal.to_owned(),
+        activities,
+    })
 }
 
 /// `POST /patients/{id}/careplans`: a new active CarePlan (careplan.html) with its Goal and
@@ -206,7 +220,11 @@ async fn new_plan(
 ) -> Result<Response, WebError> {
     caller.check_csrf(&form.csrf)?;
     let granted = access::require(&state, &caller, &patient, Action::Write).await?;
-    let (title, goal, activities) = match parse_plan(&form) {
+    let PlanInput {
+        title,
+        goal,
+        activities,
+    } = match parse_plan(&form) {
         Ok(p) => p,
         Err(message) => {
             access::record(
@@ -297,9 +315,9 @@ mod tests {
             ("", ""),
         ))
         .unwrap();
-        assert_eq!(ok.0, "Diabetes follow-up");
+        assert_eq!(ok.title, "Diabetes follow-up");
         assert_eq!(
-            ok.2,
+            ok.activities,
             vec![("Foot check".to_owned(), "2026-12-10".to_owned())]
         );
         assert!(parse_plan(&form(" ", ("Foot check", "2026-12-10"), ("", ""))).is_err());

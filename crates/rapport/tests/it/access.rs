@@ -292,6 +292,7 @@ async fn request(
         ("GET", "/fhir/{type}/{id}") => session.get(&format!("/fhir/Patient/{patient}")).await,
         ("GET", "/today") => session.get("/today").await,
         ("POST", "/patients/{id}/tasks") => session.submit(&format!("/patients/{patient}/tasks"), &[("description", "Call the patient"), ("due", "2030-01-31"), ("priority", "routine"), ("assignee", "coordinator")]).await,
+        ("POST", "/patients/{id}/careplans") => session.submit(&format!("/patients/{patient}/careplans"), &[("title", "Matrix plan"), ("goal", "Checked"), ("activity1", "Call the patient"), ("date1", "2030-01-31")]).await,
         ("POST", "/patients/{id}/tasks/{task}") => session.submit(&format!("/patients/{patient}/tasks/matrix-{patient}"), &[("action", "comment"), ("comment", "Checked.")]).await,
         ("POST", "/alerts/{id}") => {
             let id = tokio::task::block_in_place(|| {

@@ -10,5 +10,6 @@ mod console;
 mod fhir;
 mod helpers;
 mod hl7;
+mod plans;
 mod smart;
 mod today;

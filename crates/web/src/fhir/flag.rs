@@ -267,13 +267,18 @@ pub(super) async fn search(
         kept.push(part.to_owned());
     }
     check_format(&format, headers)?;
-    let wants = |open: bool| {
+    let wants = |statuses: &Option<Vec<String>>, open: bool| {
         statuses.as_ref().is_none_or(|s| {
             s.iter()
                 .any(|v| v == if open { "active" } else { "inactive" })
         })
     };
-    let closed_too = wants(false);
+    // With no patient named, the open alerts of everyone visible (what the care team works
+    // from); closed ones are listed per patient.
+    if patients.is_none() && statuses.is_none() {
+        statuses = Some(vec!["active".to_owned()]);
+    }
+    let closed_too = wants(&statuses, false);
     let now = state.clock.now_ms();
     let principal = caller.principal.clone();
     let named = patients.clone();
@@ -313,7 +318,7 @@ pub(super) async fn search(
         .map_err(|m| Outcome::new(StatusCode::BAD_REQUEST, "required", m).at("patient"))?;
     let mut matches: Vec<StoredAlert> = found
         .into_iter()
-        .filter(|a| wants(status::OPEN.contains(&a.status.as_str())))
+        .filter(|a| wants(&statuses, status::OPEN.contains(&a.status.as_str())))
         .filter(|a| ids.as_ref().is_none_or(|ids| ids.contains(&a.alert_id)))
         .collect();
     if matches.len() as u64 > MAX_MATCHES {

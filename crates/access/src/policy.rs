@@ -145,6 +145,8 @@ pub enum Denial {
     Scope,
     /// No role that gives access to patient data.
     NoRole,
+    /// A patient or caregiver asking to work the care team's alerts, tasks or care plans.
+    NotCareStaff,
 }
 
 impl Denial {
@@ -157,6 +159,7 @@ impl Denial {
             Denial::ReadOnlyGrant => "read-only-grant",
             Denial::Scope => "token-scope",
             Denial::NoRole => "no-role",
+            Denial::NotCareStaff => "not-care-staff",
         }
     }
 
@@ -171,6 +174,7 @@ impl Denial {
             Denial::ReadOnlyGrant => "This patient has given you read-only access.",
             Denial::Scope => "This token's scopes do not allow this request.",
             Denial::NoRole => "Your account has no role that gives access to patient data.",
+            Denial::NotCareStaff => "Alerts, tasks and care plans are worked by the care team: ask them to change this one.",
         }
     }
 }
@@ -254,6 +258,24 @@ pub fn decide_for_type(
     } else {
         Denial::NoRole
     }))
+}
+
+/// May `principal` work the care team's alerts, tasks and care plans of a patient (acknowledge,
+/// snooze, dismiss or assign an alert, make or move on a task, start a care plan)? That is the
+/// care team's own work: care staff who may change the record (on the care team, or through
+/// break-the-glass). A patient or a caregiver adds to the record but does not close the team's
+/// alerts or tasks.
+pub fn decide_care_work(
+    principal: &Principal,
+    patient_id: &str,
+    facts: &Facts,
+    now_ms: i64,
+) -> Decision {
+    match decide(principal, patient_id, facts, Action::Write, now_ms) {
+        Decision::Allow(b @ (Basis::CareTeam | Basis::BreakGlass { .. })) => Decision::Allow(b),
+        Decision::Allow(_) => Decision::Deny(Denial::NotCareStaff),
+        denied => denied,
+    }
 }
 
 /// May `principal` read or change a resource outside every patient's compartment (the provider

@@ -119,8 +119,13 @@ pub fn due_activity_tasks(d: &PatientData, c: &Config, now: i64) -> Vec<Value> {
                 // Due by the activity's scheduled end (or its start), at that date's precision.
                 "restriction": {"period": {"end": due}},
             });
-            if let Some(performer) = detail.pointer("/performer/0").filter(|v| v.is_object()) {
-                task["owner"] = performer.clone();
+            match detail.pointer("/performer/0").filter(|v| v.is_object()) {
+                Some(performer) => task["owner"] = performer.clone(),
+                // Nobody named: the care coordinators' (Task.performerType, Rapport's role codes
+                // as the console's task form writes them).
+                None => {
+                    task["performerType"] = json!([{"coding": [{"system": "urn:rapport:role", "code": "coordinator"}], "text": "Care coordinator"}]);
+                }
             }
             out.push(task);
         }

@@ -386,7 +386,7 @@ pub(crate) fn abnormal_result(d: &PatientData, c: &Config, now: i64) -> Vec<Aler
         );
         let mut findings = Vec::new();
         let mut critical = false;
-        for part in parts {
+        for (n, part) in parts.into_iter().enumerate() {
             let flags: Vec<&str> = part
                 .get("interpretation")
                 .and_then(Value::as_array)
@@ -410,6 +410,8 @@ pub(crate) fn abnormal_result(d: &PatientData, c: &Config, now: i64) -> Vec<Aler
                         .and_then(Value::as_str)
                         .map(str::to_owned)
                 })
+                // A panel flagged as a whole (blood pressure) has its values in components.
+                .or_else(|| (n == 0).then(|| components_text(o)).flatten())
                 .unwrap_or_default();
             let flag = match (flags.first(), out_of_range) {
                 (Some(f), _) => format!("flagged {f}"),
@@ -441,6 +443,41 @@ pub(crate) fn abnormal_result(d: &PatientData, c: &Config, now: i64) -> Vec<Aler
         });
     }
     out
+}
+
+/// The values of an Observation's components: "148/78 mmHg" when they share a unit (a blood
+/// pressure), else "Systolic 148 mmHg, Heart rate 80 /min".
+fn components_text(o: &Value) -> Option<String> {
+    let parts: Vec<(String, String, String)> = o
+        .get("component")
+        .and_then(Value::as_array)?
+        .iter()
+        .filter_map(|c| {
+            let q = c.get("valueQuantity")?;
+            // As written (arbitrary precision keeps "7.0" as "7.0").
+            let value = q.get("value")?.to_string();
+            let unit = q
+                .get("unit")
+                .or_else(|| q.get("code"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let name = concept_text(c.get("code")).unwrap_or_default();
+            Some((name, value, unit))
+        })
+        .collect();
+    let (_, _, unit) = parts.first()?;
+    if parts.iter().all(|(_, _, u)| u == unit) {
+        let values: Vec<&str> = parts.iter().map(|(_, v, _)| v.as_str()).collect();
+        return Some(format!("{} {unit}", values.join("/")).trim().to_owned());
+    }
+    Some(
+        parts
+            .iter()
+            .map(|(name, v, u)| format!("{name} {v} {u}").trim().to_owned())
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }
 
 /// "above the range 3.5–5.1" when valueQuantity is outside the first reference range.
@@ -657,4 +694,28 @@ fn age_years(birth: i64, now: i64) -> i64 {
         years -= 1;
     }
     years
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_panel_flagged_as_a_whole_shows_its_component_values() {
+        let bp = json!({"resourceType": "Observation", "status": "final",
+            "code": {"text": "Blood pressure"},
+            "component": [
+                {"code": {"text": "Systolic"}, "valueQuantity": {"value": 148, "unit": "mmHg"}},
+                {"code": {"text": "Diastolic"}, "valueQuantity": {"value": 78, "unit": "mmHg"}}]});
+        assert_eq!(components_text(&bp).as_deref(), Some("148/78 mmHg"));
+        let mixed = json!({"component": [
+            {"code": {"text": "Systolic"}, "valueQuantity": {"value": 148, "unit": "mmHg"}},
+            {"code": {"text": "Heart rate"}, "valueQuantity": {"value": 80.0, "unit": "/min"}}]});
+        assert_eq!(
+            components_text(&mixed).as_deref(),
+            Some("Systolic 148 mmHg, Heart rate 80.0 /min")
+        );
+        assert_eq!(components_text(&json!({"code": {"text": "x"}})), None);
+    }
 }

@@ -136,11 +136,13 @@ fn make_due_tasks(
     patient_id: &str,
     found: &mut Findings,
     now_ms: i64,
-) -> Result<(), StoreError> {
-    if !found.tasks.is_empty() && write_activity_tasks(store, patient_id, &found.tasks, now_ms) {
+) -> Result<usize, StoreError> {
+    let made = found.tasks.len();
+    if made > 0 && write_activity_tasks(store, patient_id, &found.tasks, now_ms) {
         *found = findings(store, config, patient_id, now_ms)?;
+        return Ok(made);
     }
-    Ok(())
+    Ok(0)
 }
 
 /// The audit record of what an evaluation changed for a patient (the rules act as the system,
@@ -186,8 +188,9 @@ pub fn evaluate(
             .map(|((id, marks), (_, found))| (id, *marks, found))
             .collect()
     };
+    let mut tasks_made = 0;
     for (id, _, found) in &mut evaluated {
-        make_due_tasks(store, config, id, found, now_ms)?;
+        tasks_made += make_due_tasks(store, config, id, found, now_ms)?;
     }
     let mut total = SyncSummary::default();
     store.write(durability, &mut |tx| {
@@ -204,6 +207,7 @@ pub fn evaluate(
         }
         Ok(())
     })?;
+    total.tasks_made = tasks_made;
     Ok(total)
 }
 
@@ -234,6 +238,7 @@ fn add(total: &mut SyncSummary, s: &SyncSummary) {
     total.reopened += s.reopened;
     total.resolved += s.resolved;
     total.refreshed += s.refreshed;
+    total.tasks_made += s.tasks_made;
 }
 
 /// The rules' findings for `ids`, on as many threads as there are cores (reading and parsing a
@@ -293,8 +298,9 @@ pub fn sweep(
         let now = now_ms();
         let _turn = turn();
         let mut evaluated = evaluate_parallel(store, config, ids, now)?;
+        let mut tasks_made = 0;
         for (id, found) in &mut evaluated {
-            make_due_tasks(store, config, id, found, now)?;
+            tasks_made += make_due_tasks(store, config, id, found, now)?;
         }
         let mut s_batch = SyncSummary::default();
         store.write(Durability::Deferred, &mut |tx| {
@@ -310,6 +316,7 @@ pub fn sweep(
             Ok(())
         })?;
         count += evaluated.len();
+        s_batch.tasks_made = tasks_made;
         add(&mut total, &s_batch);
         cursor = last;
         progress(count);

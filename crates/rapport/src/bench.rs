@@ -1105,7 +1105,7 @@ fn bench_alerts(
                 .text()
                 .await?;
             anyhow::ensure!(
-                body.contains("open alerts for the"),
+                body.contains("id=\"today-list\""),
                 "the Today page was not served (signed out?)"
             );
         }

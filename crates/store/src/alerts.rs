@@ -80,12 +80,14 @@ pub struct SyncSummary {
     pub reopened: usize,
     pub resolved: usize,
     pub refreshed: usize,
+    /// Tasks made from care plan activities that came due (written before the alerts).
+    pub tasks_made: usize,
 }
 
 impl SyncSummary {
     /// Whether anyone's list changed (refreshed text included).
     pub fn changed(&self) -> bool {
-        self.raised + self.reopened + self.resolved + self.refreshed > 0
+        self.raised + self.reopened + self.resolved + self.refreshed + self.tasks_made > 0
     }
 }
 

@@ -40,7 +40,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("migrations/postgres/0008_dates_by_row.sql")),
     (9, include_str!("migrations/postgres/0009_hl7_messages.sql")),
     (10, include_str!("migrations/postgres/0010_alerts.sql")),
-    (11, include_str!("migrations/postgres/0011_patient_rows.sql")),
+    (
+        11,
+        include_str!("migrations/postgres/0011_patient_rows.sql"),
+    ),
 ];
 
 /// Serialises migrations of concurrent start-ups (pg_advisory_xact_lock key).

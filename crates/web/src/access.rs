@@ -34,6 +34,17 @@ impl Granted {
 }
 
 impl Granted {
+    /// May this person also work the care team's alerts, tasks and care plans, on the same facts?
+    pub(crate) fn allows_care_work(&self, caller: &Caller, now_ms: i64) -> bool {
+        rapport_access::policy::decide_care_work(
+            &caller.principal,
+            &self.patient,
+            &self.facts,
+            now_ms,
+        )
+        .is_allowed()
+    }
+
     /// The audit record of this access, for writes that append it in their own transaction.
     pub(crate) fn record(
         &self,
@@ -61,6 +72,26 @@ pub(crate) async fn require(
     patient: &str,
     action: Action,
 ) -> Result<Granted, WebError> {
+    require_as(state, caller, patient, action, false).await
+}
+
+/// [`require`] for the care team's own work on a patient's alerts, tasks and care plans
+/// (`rapport_access::policy::decide_care_work`): care staff only; audited as a write.
+pub(crate) async fn require_care_work(
+    state: &AppState,
+    caller: &Caller,
+    patient: &str,
+) -> Result<Granted, WebError> {
+    require_as(state, caller, patient, Action::Write, true).await
+}
+
+async fn require_as(
+    state: &AppState,
+    caller: &Caller,
+    patient: &str,
+    action: Action,
+    care_work: bool,
+) -> Result<Granted, WebError> {
     if !rapport_fhir::id::is_valid_id(patient) {
         return Err(WebError::NotFound);
     }
@@ -69,7 +100,11 @@ pub(crate) async fn require(
     let facts = state
         .with_auth(move |s| rapport_auth::facts_for(s, &principal, &id, now))
         .await?;
-    let decision = rapport_access::decide(&caller.principal, patient, &facts, action, now);
+    let decision = if care_work {
+        rapport_access::policy::decide_care_work(&caller.principal, patient, &facts, now)
+    } else {
+        rapport_access::decide(&caller.principal, patient, &facts, action, now)
+    };
     let granted = Granted {
         decision,
         patient: patient.to_owned(),

@@ -270,6 +270,8 @@ async fn patient_page(
     // Offer the note form only to those who may write (a caregiver may have read-only access).
     let now = state.clock.now_ms();
     let may_write = granted.also_allows(&caller, Action::Write, now);
+    // Alerts, tasks and care plans are the care team's to work (not the patient's or a caregiver's).
+    let may_work = granted.allows_care_work(&caller, now);
     let alerts = {
         let id = id.clone();
         state
@@ -320,9 +322,9 @@ async fn patient_page(
         @if let Decision::Allow(Basis::BreakGlass { .. }) = granted.decision {
             p.flag role="status" { "Emergency access (break-the-glass): recorded and reviewed." }
         }
-        (crate::today::patient_alerts_section(&alerts, &open_tasks, caller.csrf().filter(|_| may_write), now, &id))
+        (crate::today::patient_alerts_section(&alerts, &open_tasks, caller.csrf().filter(|_| may_work), now, &id))
+        (crate::plans::care_plans_section(&plans, &goals, &activity_tasks, caller.csrf().filter(|_| may_work), &id, now))
         (render_360(patient, &items, &names))
-        (crate::plans::care_plans_section(&plans, &goals, &activity_tasks, caller.csrf().filter(|_| may_write), &id, now))
         @if items.iter().any(|i| i.stored.source.as_ref().is_some_and(|s| s.kind == "hl7v2")) {
             p { a href={ "/patients/" (id) "/messages" } { "Messages from feeds (HL7 v2), as received" } }
         }

@@ -211,6 +211,10 @@ pub enum RouteAccess {
     PatientRead,
     /// One patient's record, added to or changed.
     PatientWrite,
+    /// The care team's work on a patient's alerts, tasks and care plans: a write that only care
+    /// staff may make (`rapport_access::policy::decide_care_work`), never the patient or a
+    /// caregiver.
+    CareWork,
     /// Emergency access to one patient.
     BreakGlass,
 }
@@ -222,6 +226,7 @@ impl RouteAccess {
             RouteAccess::PatientList
                 | RouteAccess::PatientRead
                 | RouteAccess::PatientWrite
+                | RouteAccess::CareWork
                 | RouteAccess::BreakGlass
         )
     }

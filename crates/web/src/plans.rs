@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use maud::{html, Markup};
-use rapport_access::policy::Action;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -24,7 +23,7 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
     book.add(
         "POST",
         "/patients/{id}/careplans",
-        RouteAccess::PatientWrite,
+        RouteAccess::CareWork,
         post(new_plan),
     )
 }
@@ -168,7 +167,7 @@ struct PlanInput {
 }
 
 /// The title, the goal, and the activities with their days, checked.
-fn parse_plan(form: &NewPlanForm) -> Result<PlanInput, String> {
+fn parse_plan(form: &NewPlanForm, today: chrono::NaiveDate) -> Result<PlanInput, String> {
     let title = form.title.trim();
     if title.is_empty() || title.chars().count() > 200 {
         return Err("A care plan needs a title of 1 to 200 characters.".into());
@@ -198,6 +197,13 @@ fn parse_plan(form: &NewPlanForm) -> Result<PlanInput, String> {
         }
         let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
             .map_err(|_| format!("Activity {} needs a date (YYYY-MM-DD).", n + 1))?;
+        // A plan plans: what was done before today is recorded as what it was, not planned.
+        if day < today {
+            return Err(format!(
+                "Activity {} is planned for a day already past; plan it for today or later.",
+                n + 1
+            ));
+        }
         activities.push((what.to_owned(), day.format("%Y-%m-%d").to_string()));
     }
     if activities.is_empty() {
@@ -219,12 +225,17 @@ async fn new_plan(
     Form(form): Form<NewPlanForm>,
 ) -> Result<Response, WebError> {
     caller.check_csrf(&form.csrf)?;
-    let granted = access::require(&state, &caller, &patient, Action::Write).await?;
+    let granted = access::require_care_work(&state, &caller, &patient).await?;
     let PlanInput {
         title,
         goal,
         activities,
-    } = match parse_plan(&form) {
+    } = match parse_plan(
+        &form,
+        chrono::DateTime::from_timestamp_millis(state.clock.now_ms())
+            .unwrap_or_default()
+            .date_naive(),
+    ) {
         Ok(p) => p,
         Err(message) => {
             access::record(
@@ -288,6 +299,7 @@ async fn new_plan(
         "a care plan belongs to the patient it was written for",
     )
     .await?;
+    state.alert_events.send_modify(|v| *v += 1);
     Ok(Redirect::to(&format!("/patients/{patient}#careplans")).into_response())
 }
 
@@ -307,9 +319,13 @@ mod tests {
         }
     }
 
+    fn parse_plan_on(form: &NewPlanForm) -> Result<PlanInput, String> {
+        parse_plan(form, chrono::NaiveDate::from_ymd_opt(2026, 12, 4).unwrap())
+    }
+
     #[test]
     fn a_plan_needs_a_title_and_dated_activities() {
-        let ok = parse_plan(&form(
+        let ok = parse_plan_on(&form(
             "Diabetes follow-up",
             ("Foot check", "2026-12-10"),
             ("", ""),
@@ -320,15 +336,19 @@ mod tests {
             ok.activities,
             vec![("Foot check".to_owned(), "2026-12-10".to_owned())]
         );
-        assert!(parse_plan(&form(" ", ("Foot check", "2026-12-10"), ("", ""))).is_err());
+        assert!(parse_plan_on(&form(" ", ("Foot check", "2026-12-10"), ("", ""))).is_err());
         assert_eq!(
-            parse_plan(&form("Plan", ("Foot check", "2026-12-10"), ("Review", ""))).unwrap_err(),
+            parse_plan_on(&form("Plan", ("Foot check", "2026-12-10"), ("Review", ""))).unwrap_err(),
             "Activity 2 needs a date (YYYY-MM-DD)."
         );
         assert_eq!(
-            parse_plan(&form("Plan", ("", "2026-12-10"), ("", ""))).unwrap_err(),
+            parse_plan_on(&form("Plan", ("", "2026-12-10"), ("", ""))).unwrap_err(),
             "Activity 1 needs a description of 1 to 500 characters."
         );
-        assert!(parse_plan(&form("Plan", ("", ""), ("", ""))).is_err());
+        assert!(parse_plan_on(&form("Plan", ("", ""), ("", ""))).is_err());
+        assert_eq!(
+            parse_plan_on(&form("Plan", ("Foot check", "2026-12-03"), ("", ""))).unwrap_err(),
+            "Activity 1 is planned for a day already past; plan it for today or later."
+        );
     }
 }

@@ -11,7 +11,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{html, Markup};
-use rapport_access::policy::Action;
 use rapport_store::alerts::{AlertAction, StoredAlert};
 use rapport_store::ResourceKey;
 use serde::Deserialize;
@@ -37,19 +36,19 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
         .add(
             "POST",
             "/alerts/{id}",
-            RouteAccess::PatientWrite,
+            RouteAccess::CareWork,
             post(change_alert),
         )
         .add(
             "POST",
             "/patients/{id}/tasks",
-            RouteAccess::PatientWrite,
+            RouteAccess::CareWork,
             post(new_task),
         )
         .add(
             "POST",
             "/patients/{id}/tasks/{task}",
-            RouteAccess::PatientWrite,
+            RouteAccess::CareWork,
             post(task_action),
         )
         .add(
@@ -128,6 +127,13 @@ async fn today_page(
     caller: Caller,
     Query(params): Query<TodayParams>,
 ) -> Result<Response, WebError> {
+    if let Some(kind) = params.kind.as_deref() {
+        if kind != TASKS_KIND && rapport_alerts::rule(kind).is_none() {
+            return Err(WebError::BadRequest(format!(
+                "'{kind}' is not a kind of alert here; the kinds are listed at the top of Today."
+            )));
+        }
+    }
     let now = state.clock.now_ms();
     let patients = access::visible(&state, &caller).await?;
     let alerts = {
@@ -144,7 +150,7 @@ async fn today_page(
     let due_by = match params.due.as_deref() {
         Some("overdue") => Some(now),
         Some("today") => Some(end_of_day(now)),
-        Some("week") => Some(end_of_day(now) + 6 * 86_400_000),
+        Some("week") => Some(end_of_day(now + 7 * 86_400_000)),
         _ => None,
     };
     let mine = params.scope.as_deref() == Some("mine");
@@ -161,7 +167,8 @@ async fn today_page(
         .filter(|_| !only_tasks)
         .filter(|a| params.kind.as_deref().is_none_or(|k| a.candidate.rule == k))
         .filter(|a| !mine || a.assigned_to == Some(me))
-        .filter(|a| due_by.is_none_or(|d| a.candidate.due_ms.is_some_and(|t| t <= d)))
+        // An alert with no due date (an abnormal result) is due now: it is in every due filter.
+        .filter(|a| due_by.is_none_or(|d| a.candidate.due_ms.unwrap_or(a.raised_ms) <= d))
         .collect();
     // Group by rule in the rules' order; the rows of each group are already most urgent first.
     let mut groups: BTreeMap<usize, Vec<&StoredAlert>> = BTreeMap::new();
@@ -206,9 +213,15 @@ async fn today_page(
             )
         })
         .collect();
+    // The actions are the care team's (patients and caregivers see the list only).
+    let csrf = caller
+        .csrf()
+        .filter(|_| caller.principal.roles.iter().any(|r| r.is_care_staff()));
+    // The forms bring people back to the list as they filtered it.
+    let back = today_url(&params);
     let list = html! {
-        (render_list(&groups, &names, caller.csrf(), now, filtered.len() + tasks.len()))
-        (render_tasks(&tasks, &names, caller.csrf(), now))
+        (render_list(&groups, &names, csrf, now, filtered.len() + tasks.len(), &back))
+        (render_tasks(&tasks, &names, csrf, now, &back))
     };
     if params.fragment.is_some() {
         return Ok(Html(list.into_string()).into_response());
@@ -216,7 +229,7 @@ async fn today_page(
     let body = html! {
         h1 { "Today" }
         p.muted {
-            (alerts.len()) " open alerts and " (task_count) " open tasks for the " (patients.len()) " patients you may see. "
+            (counted(alerts.len(), "open alert")) " and " (counted(task_count, "open task")) " for the " (counted(patients.len(), "patient")) " you may see. "
             span #today-live role="status" {}
         }
         nav.filters aria-label="Alert kinds" {
@@ -256,6 +269,87 @@ async fn today_page(
     Ok(Html(layout("Today", Some(&caller), body).into_string()).into_response())
 }
 
+/// The care plan (as stored) and activity index a task was made from, if it was made from one
+/// of this patient's plans' activities and that activity is still open.
+async fn activity_plan(
+    state: &AppState,
+    task: &Value,
+    patient: &str,
+) -> Result<Option<(Value, usize)>, WebError> {
+    let key = task
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|i| {
+            i.get("system").and_then(Value::as_str) == Some(rapport_alerts::plans::ACTIVITY_SYSTEM)
+        })
+        .and_then(|i| i.get("value").and_then(Value::as_str));
+    let Some((plan_id, n)) = key
+        .and_then(|k| k.strip_prefix("CarePlan/"))
+        .and_then(|k| k.split_once("#activity"))
+        .and_then(|(id, n)| Some((id.to_owned(), n.parse::<usize>().ok()?)))
+    else {
+        return Ok(None);
+    };
+    let stored = state
+        .with_store(move |s| s.read(&ResourceKey::new("CarePlan", plan_id)))
+        .await?;
+    let plan = stored
+        .filter(|p| !p.deleted && p.patient_key.as_deref() == Some(patient))
+        .and_then(|p| serde_json::from_str::<Value>(&p.content).ok());
+    Ok(plan
+        .filter(|p| {
+            matches!(
+                p.pointer(&format!("/activity/{n}/detail/status"))
+                    .and_then(Value::as_str),
+                Some("not-started" | "scheduled" | "in-progress" | "on-hold")
+            )
+        })
+        .map(|p| (p, n)))
+}
+
+/// `/today` with the page's filters, for the forms to come back to.
+fn today_url(params: &TodayParams) -> String {
+    let pairs: Vec<String> = [
+        ("kind", &params.kind),
+        ("scope", &params.scope),
+        ("due", &params.due),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| {
+        let v = v.as_deref().filter(|v| !v.is_empty())?;
+        Some(format!(
+            "{name}={}",
+            percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+        ))
+    })
+    .collect();
+    if pairs.is_empty() {
+        "/today".into()
+    } else {
+        format!("/today?{}", pairs.join("&"))
+    }
+}
+
+/// A return address on the Today page itself (never another site: no `//`, no scheme).
+fn is_today_url(back: &str) -> bool {
+    back == "/today"
+        || back.strip_prefix("/today?").is_some_and(|q| {
+            q.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '=' | '&' | '-' | '_' | '%'))
+        })
+}
+
+/// "1 open alert", "3 open alerts".
+fn counted(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 fn end_of_day(now: i64) -> i64 {
     (now.div_euclid(86_400_000) + 1) * 86_400_000
 }
@@ -287,7 +381,9 @@ impl OpenTask {
         let mine = p
             .practitioner_id
             .as_ref()
-            .is_some_and(|id| owner == Some(format!("Practitioner/{id}").as_str()));
+            .is_some_and(|id| owner == Some(format!("Practitioner/{id}").as_str()))
+            || (self.text("/owner/identifier/system") == Some(USER_SYSTEM)
+                && self.text("/owner/identifier/value") == Some(p.user_id.to_string().as_str()));
         let role = self
             .task
             .get("performerType")
@@ -360,6 +456,7 @@ fn render_tasks(
     names: &HashMap<String, String>,
     csrf: Option<&str>,
     now: i64,
+    back: &str,
 ) -> Markup {
     html! {
         @if !tasks.is_empty() {
@@ -388,7 +485,7 @@ fn render_tasks(
                             @if let Some(csrf) = csrf {
                                 form.actions method="post" action={ "/patients/" (t.patient) "/tasks/" (id) } {
                                     input type="hidden" name="csrf" value=(csrf);
-                                    input type="hidden" name="back" value="/today";
+                                    input type="hidden" name="back" value=(back);
                                     @if t.text("/status") != Some("in-progress") {
                                         button name="action" value="start" { "Start" }
                                     }
@@ -412,6 +509,7 @@ fn render_list(
     csrf: Option<&str>,
     now: i64,
     total: usize,
+    back: &str,
 ) -> Markup {
     html! {
         @if total == 0 {
@@ -426,7 +524,7 @@ fn render_list(
                 }
                 ul.alerts {
                     @for a in alerts.iter().take(PER_GROUP) {
-                        (alert_row(a, names.get(&a.patient_key).map(String::as_str), csrf, now, "/today"))
+                        (alert_row(a, names.get(&a.patient_key).map(String::as_str), csrf, now, back))
                     }
                 }
                 @if alerts.len() > PER_GROUP {
@@ -521,7 +619,23 @@ async fn change_alert(
     let Some(found) = found else {
         return Err(WebError::NotFound);
     };
-    let granted = access::require(&state, &caller, &found.patient_key, Action::Write).await?;
+    let granted = access::require_care_work(&state, &caller, &found.patient_key).await?;
+    // A closed alert is left as it was closed (a stale page must not undo a dismissal): a
+    // dismissed one can only be reopened (or its reason changed); a resolved one is the rules' to
+    // reopen.
+    let closed = match (found.status.as_str(), form.action.as_str()) {
+        // Dismissing again only changes the reason.
+        ("dismissed", "reopen" | "dismiss") => None,
+        ("dismissed", _) => Some("This alert was dismissed; reopen it first to act on it."),
+        ("resolved", _) => {
+            Some("This alert was resolved: its cause went away, so there is nothing to do.")
+        }
+        _ => None,
+    };
+    if let Some(message) = closed {
+        access::record(&state, &caller, &granted, vec![format!("Alert/{id}")]).await?;
+        return Err(WebError::BadRequest(message.into()));
+    }
     let now = state.clock.now_ms();
     let me = caller.principal.user_id;
     let action = match form.action.as_str() {
@@ -563,7 +677,7 @@ async fn change_alert(
         }
     };
     apply_change(&state, &caller, &granted, id, action).await?;
-    let back = if form.back.starts_with("/patients/") || form.back == "/today" {
+    let back = if form.back.starts_with("/patients/") || is_today_url(&form.back) {
         form.back
     } else {
         "/today".to_owned()
@@ -594,6 +708,26 @@ async fn apply_change(
     Ok(())
 }
 
+/// Task.owner for a person: their Practitioner when they have one, and always their account
+/// (Reference.identifier, the account number as the audit trail names it), so that "assigned
+/// to me" finds it for staff without a Practitioner too.
+fn owner_of(p: &rapport_access::policy::Principal) -> Value {
+    let mut owner = json!({
+        "identifier": {"system": USER_SYSTEM, "value": p.user_id.to_string()},
+        "display": p.name,
+    });
+    if let Some(id) = &p.practitioner_id {
+        owner["reference"] = json!(format!("Practitioner/{id}"));
+    }
+    owner
+}
+
+/// Rapport's accounts as identifiers (as in the audit trail's AuditEvent form).
+const USER_SYSTEM: &str = "urn:rapport:user";
+
+/// The identifier system of a task made from an alert (the value is the alert's number).
+const ALERT_TASK_SYSTEM: &str = "urn:rapport:alert-task";
+
 /// Turn an alert into a FHIR Task (task.html) for the patient: requested, for the patient,
 /// focused on what the alert is about, due when the alert is (else tomorrow), priority from
 /// the alert's severity, owned by the person who made it when they are a practitioner.
@@ -603,6 +737,36 @@ async fn make_task(
     granted: &access::Granted,
     a: &StoredAlert,
 ) -> Result<String, WebError> {
+    // One task per alert: a second click (or a second person) opens the task made before.
+    let marker = a.alert_id.to_string();
+    let existing = {
+        let patient = a.patient_key.clone();
+        let marker = marker.clone();
+        state
+            .with_store(move |s| {
+                Ok(s.patient_record_of_types(&patient, &["Task"])?
+                    .into_iter()
+                    .find(|t| {
+                        serde_json::from_str::<Value>(&t.content).is_ok_and(|v| {
+                            v.get("identifier")
+                                .and_then(Value::as_array)
+                                .into_iter()
+                                .flatten()
+                                .any(|i| {
+                                    i.get("system").and_then(Value::as_str)
+                                        == Some(ALERT_TASK_SYSTEM)
+                                        && i.get("value").and_then(Value::as_str)
+                                            == Some(marker.as_str())
+                                })
+                        })
+                    })
+                    .map(|t| t.key.id))
+            })
+            .await?
+    };
+    if let Some(id) = existing {
+        return Ok(id);
+    }
     let now = state.clock.now_ms();
     let iso = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
@@ -625,14 +789,12 @@ async fn make_task(
         "requester": {"display": caller.principal.name},
         "restriction": {"period": {"end": iso(due)}},
         "note": [{"text": format!("From the alert {} ({})", a.alert_id, a.candidate.rule)}],
+        "identifier": [{"system": ALERT_TASK_SYSTEM, "value": marker}],
     });
     if let Some(focus) = &a.candidate.focus {
         task["focus"] = json!({"reference": focus});
     }
-    if let Some(p) = &caller.principal.practitioner_id {
-        task["owner"] =
-            json!({"reference": format!("Practitioner/{p}"), "display": caller.principal.name});
-    }
+    task["owner"] = owner_of(&caller.principal);
     let id = crate::console::write_resource(
         state,
         caller,
@@ -842,7 +1004,7 @@ pub(crate) async fn new_task(
     Form(form): Form<NewTaskForm>,
 ) -> Result<Response, WebError> {
     caller.check_csrf(&form.csrf)?;
-    let granted = access::require(&state, &caller, &patient, Action::Write).await?;
+    let granted = access::require_care_work(&state, &caller, &patient).await?;
     let description = form.description.trim();
     let due = chrono::NaiveDate::parse_from_str(form.due.trim(), "%Y-%m-%d").ok();
     let priority = match form.priority.as_str() {
@@ -889,14 +1051,7 @@ pub(crate) async fn new_task(
         "restriction": {"period": {"end": due.format("%Y-%m-%d").to_string()}},
     });
     match form.assignee.as_str() {
-        "me" | "" => {
-            task["owner"] = match &caller.principal.practitioner_id {
-                Some(p) => {
-                    json!({"reference": format!("Practitioner/{p}"), "display": caller.principal.name})
-                }
-                None => json!({"display": caller.principal.name}),
-            };
-        }
+        "me" | "" => task["owner"] = owner_of(&caller.principal),
         role => {
             let Some((code, name)) = TASK_ROLES.iter().find(|(c, _)| *c == role) else {
                 access::record(
@@ -921,6 +1076,8 @@ pub(crate) async fn new_task(
         "a task belongs to the patient it was written for",
     )
     .await?;
+    // Open Today pages refresh their lists (tasks are on them too).
+    state.alert_events.send_modify(|v| *v += 1);
     Ok(Redirect::to(&format!("/patients/{patient}#alerts")).into_response())
 }
 
@@ -946,7 +1103,7 @@ pub(crate) async fn task_action(
     Form(form): Form<TaskActionForm>,
 ) -> Result<Response, WebError> {
     caller.check_csrf(&form.csrf)?;
-    let granted = access::require(&state, &caller, &patient, Action::Write).await?;
+    let granted = access::require_care_work(&state, &caller, &patient).await?;
     let key = ResourceKey::new("Task", task_id.clone());
     let stored = state.with_store(move |s| s.read(&key)).await?;
     let task = stored
@@ -970,6 +1127,10 @@ pub(crate) async fn task_action(
         }
         "start" => {
             task["status"] = json!("in-progress");
+            // Whoever starts a task nobody owned takes it on.
+            if task.get("owner").is_none() {
+                task["owner"] = owner_of(&caller.principal);
+            }
             task["executionPeriod"]["start"] = json!(when);
         }
         "complete" | "cancel" => {
@@ -999,18 +1160,38 @@ pub(crate) async fn task_action(
     if let Some(meta) = task.as_object_mut() {
         meta.remove("meta");
     }
-    crate::console::write_resource(
+    // A task made from a care plan activity (rapport_alerts::plans) closes that activity too,
+    // in the same transaction: the plan then shows it done (careplan.html, activity.detail.status).
+    let mut resources = Vec::new();
+    if let ("complete" | "cancel", Some(plan)) = (
+        form.action.as_str(),
+        activity_plan(&state, &task, &patient).await?,
+    ) {
+        let (mut plan, n) = plan;
+        plan["activity"][n]["detail"]["status"] = json!(if form.action == "complete" {
+            "completed"
+        } else {
+            "cancelled"
+        });
+        if let Some(meta) = plan.as_object_mut() {
+            meta.remove("meta");
+        }
+        resources.push(plan);
+    }
+    resources.insert(0, task);
+    crate::console::write_resources(
         &state,
         &caller,
         &granted,
-        task,
+        resources,
         format!("task update by {}", caller.principal.email),
         "a task belongs to its patient",
     )
     .await?;
+    state.alert_events.send_modify(|v| *v += 1);
     // The overdue-task alert, if any, resolves once the evaluator sees the new version.
-    if form.back == "/today" {
-        return Ok(Redirect::to("/today").into_response());
+    if is_today_url(&form.back) {
+        return Ok(Redirect::to(&form.back).into_response());
     }
     Ok(Redirect::to(&format!("/patients/{patient}#alerts")).into_response())
 }

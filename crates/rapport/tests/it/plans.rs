@@ -391,6 +391,13 @@ async fn a_care_plan_started_on_the_360_page_becomes_tasks_on_its_dates_once() {
         !today.contains("Foot check (Diabetes follow-up)"),
         "{today}"
     );
+    // The task closed its activity in the plan, in the same write.
+    let plan = count("CarePlan")
+        .into_iter()
+        .find(|p| p["id"] == plan_id.as_str())
+        .unwrap();
+    assert_eq!(plan["activity"][0]["detail"]["status"], "completed");
+    assert_eq!(plan["activity"][1]["detail"]["status"], "scheduled");
 
     // Ten days on, the second activity is a task too; the first is not made again (done).
     evaluate(now + 10 * DAY);
@@ -406,4 +413,105 @@ async fn a_care_plan_started_on_the_360_page_becomes_tasks_on_its_dates_once() {
         .any(|c| c.record.actor.label == "cli:alert-rules"
             && c.record.patient_id.as_deref() == Some(patient.as_str())
             && c.record.detail == "care plan activities made into tasks: 1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_tasks_and_plans_are_the_care_teams_to_work_and_closed_alerts_stay_closed() {
+    let app = spawn_app().await;
+    let patient = living_patient(&app);
+    critical_potassium(&app, &patient);
+    tokio::task::block_in_place(|| {
+        app.add_user("own@test.example", "patient", Some(&patient), None);
+    });
+    let c = app.login("coordinator@test.example").await;
+    let flags = json_of(&c.get(&format!("/fhir/Flag?patient={patient}")).await.body);
+    let id = entries(&flags)
+        .into_iter()
+        .find(|f| f["code"]["coding"][0]["code"] == "abnormal-result")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The patient sees their record but works none of the team's alerts, tasks or plans.
+    let me = app.login("own@test.example").await;
+    let page = me.get(&format!("/patients/{patient}")).await.body;
+    assert!(
+        !page.contains("New care plan") && !page.contains("Make a task"),
+        "{page}"
+    );
+    for (path, fields) in [
+        (
+            format!("/alerts/{id}"),
+            vec![("action", "dismiss"), ("reason", "I feel fine")],
+        ),
+        (
+            format!("/patients/{patient}/tasks"),
+            vec![
+                ("description", "Call me"),
+                ("due", "2030-01-31"),
+                ("priority", "routine"),
+                ("assignee", "me"),
+            ],
+        ),
+        (
+            format!("/patients/{patient}/careplans"),
+            vec![
+                ("title", "Mine"),
+                ("activity1", "Walk"),
+                ("date1", "2030-01-31"),
+            ],
+        ),
+    ] {
+        let r = me.submit(&path, &fields).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert!(r.body.contains("worked by the care team"), "{}", r.body);
+    }
+    let last = app.audit_after(0).pop().unwrap().record;
+    assert_eq!(last.basis, "not-care-staff");
+
+    // "Make a task" twice gives the one task.
+    let first = c
+        .submit(
+            &format!("/alerts/{id}"),
+            &[("action", "task"), ("back", "/today")],
+        )
+        .await;
+    let second = c
+        .submit(
+            &format!("/alerts/{id}"),
+            &[("action", "task"), ("back", "/today")],
+        )
+        .await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    assert_eq!(first.location, second.location);
+
+    // Dismissed stays dismissed: acknowledging it (a stale page) is refused, reopening is not.
+    let r = c
+        .submit(
+            &format!("/alerts/{id}"),
+            &[("action", "dismiss"), ("reason", "Repeated, normal")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = c
+        .submit(&format!("/alerts/{id}"), &[("action", "acknowledge")])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("reopen it first"), "{}", r.body);
+    let flag = json_of(&c.get(&format!("/fhir/Flag/{id}")).await.body);
+    assert_eq!(flag["status"], "inactive");
+    let r = c
+        .submit(
+            &format!("/alerts/{id}"),
+            &[
+                ("action", "reopen"),
+                ("back", "/today?kind=abnormal-result"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location.as_deref(), Some("/today?kind=abnormal-result"));
+    let flag = json_of(&c.get(&format!("/fhir/Flag/{id}")).await.body);
+    assert_eq!(flag["status"], "active");
 }

@@ -190,6 +190,7 @@ pub(super) async fn search(
     let mut statuses: Option<Vec<String>> = None;
     let mut ids: Option<Vec<i64>> = None;
     let mut count = DEFAULT_COUNT;
+    let mut summary_count = false;
     let mut offset = 0usize;
     let mut format = FormatParam::default();
     let mut kept: Vec<String> = Vec::new();
@@ -203,8 +204,11 @@ pub(super) async fn search(
             "patient" | "subject" => {
                 let mut list = Vec::new();
                 for v in values() {
+                    // `Patient/id`, an absolute URL ending so, or (for `patient`) the bare id.
                     let id = v
-                        .strip_prefix("Patient/")
+                        .rsplit_once("Patient/")
+                        .filter(|(base, _)| base.is_empty() || base.ends_with('/'))
+                        .map(|(_, id)| id)
                         .or((name == "patient").then_some(v))
                         .filter(|id| rapport_fhir::id::is_valid_id(id))
                         .ok_or_else(|| {
@@ -252,6 +256,17 @@ pub(super) async fn search(
                 format.format = Some(value.clone());
                 continue;
             }
+            "_summary" if value == "count" => {
+                summary_count = true;
+                continue;
+            }
+            // A modifier changes what a parameter means: one not understood is refused
+            // (search.html#modifiers), never ignored.
+            other if other.contains(':') => {
+                return Err(bad(format!(
+                    "'{other}': Flag search takes no modifiers (patient, subject, _id, status)"
+                )))
+            }
             other if strict => {
                 return Err(bad(format!(
                 "'{other}' is not a search parameter of Flag here (patient, subject, _id, status)"
@@ -275,13 +290,14 @@ pub(super) async fn search(
     };
     // With no patient named, the open alerts of everyone visible (what the care team works
     // from); closed ones are listed per patient.
-    if patients.is_none() && statuses.is_none() {
+    if patients.is_none() && ids.is_none() && statuses.is_none() {
         statuses = Some(vec!["active".to_owned()]);
     }
     let closed_too = wants(&statuses, false);
     let now = state.clock.now_ms();
     let principal = caller.principal.clone();
     let named = patients.clone();
+    let wanted_ids = ids.clone();
     let found = state
         .with_auth(move |s| {
             let alerts: Vec<StoredAlert> =
@@ -290,6 +306,14 @@ pub(super) async fn search(
                         let mut out = Vec::new();
                         for p in &list {
                             out.extend(s.patient_alerts(p, closed_too)?);
+                        }
+                        out
+                    }
+                    // Flags asked for by id: those alerts, open or closed.
+                    None if wanted_ids.is_some() => {
+                        let mut out = Vec::new();
+                        for id in wanted_ids.iter().flatten() {
+                            out.extend(s.alert(*id)?);
                         }
                         out
                     }
@@ -330,8 +354,12 @@ pub(super) async fn search(
     }
     matches.sort_by_key(|a| a.alert_id);
     let total = matches.len();
+    // `_summary=count` and `_count=0` answer the total alone (search.html#summary).
+    if summary_count {
+        count = 0;
+    }
     let page: Vec<&StoredAlert> = matches.iter().skip(offset).take(count).collect();
-    let more = offset + page.len() < total;
+    let more = count > 0 && offset + page.len() < total;
 
     let record = {
         let mut r = rapport_auth::access_record(

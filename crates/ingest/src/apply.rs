@@ -130,15 +130,52 @@ pub fn prepare(unit: &Unit) -> Prepared {
 
 /// Parse and check an input, nothing more.
 fn prepare_plainly(unit: &Unit) -> Prepared {
-    let (parsed, sha256) = match &unit.payload {
+    let (mut parsed, sha256) = match &unit.payload {
         Payload::Json(bytes) => (bundle::parse_json_document(bytes), Some(sha256_hex(bytes))),
         Payload::Ndjson(bytes) => (Ok(bundle::parse_ndjson(bytes)), Some(sha256_hex(bytes))),
         Payload::Value(v) => (bundle::parse_document_value(v.clone()), None),
     };
+    if let Ok(p) = &mut parsed {
+        for entry in &mut p.entries {
+            refuse_derived(entry);
+        }
+    }
     Prepared {
         parsed,
         sha256,
         spec: None,
+    }
+}
+
+/// The resource types Rapport derives itself and never takes from an input: `Flag` is the FHIR
+/// view of the alert rules' findings (ARCHITECTURE: alerts are derived, never typed in), so a
+/// Flag in an input is that entry's error and the rest of the input goes on.
+const DERIVED_TYPES: [&str; 1] = ["Flag"];
+
+fn refuse_derived(entry: &mut Result<bundle::Entry, bundle::EntryError>) {
+    let Ok(e) = entry else { return };
+    // Reads in a batch are not writes.
+    if e.request.as_ref().is_some_and(|r| r.method == Method::Get) {
+        return;
+    }
+    let ty = e
+        .resource
+        .as_ref()
+        .and_then(|r| r.get("resourceType"))
+        .and_then(Value::as_str)
+        .or_else(|| {
+            e.request
+                .as_ref()
+                .map(|r| r.url.split(['/', '?']).next().unwrap_or_default())
+        });
+    if let Some(ty) = ty.filter(|t| DERIVED_TYPES.contains(t)) {
+        *entry = Err(bundle::EntryError {
+            index: e.index,
+            message: format!(
+                "{ty} resources are Rapport's own care-team alerts, raised by its rules from the \
+                 patient's data; they are not imported or written"
+            ),
+        });
     }
 }
 

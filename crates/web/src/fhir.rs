@@ -1675,10 +1675,12 @@ async fn batch_or_transaction(
             .at(format!("Bundle.entry[{i}].request.method")));
         }
     }
-    // Flags are derived from the alert rules: a bundle that would write one is refused whole,
-    // naming the entry, before anything of it is written.
+    // Flags are derived from the alert rules: a transaction that would write one is refused
+    // whole, naming the entry, before anything of it is written (in a batch, the importer
+    // answers that entry alone).
     if let Some(i) = entries.iter().enumerate().position(|(i, e)| {
-        !gets.contains(&i)
+        transaction
+            && !gets.contains(&i)
             && (e.pointer("/resource/resourceType").and_then(Value::as_str) == Some(flag::TYPE)
                 || e.pointer("/request/url")
                     .and_then(Value::as_str)

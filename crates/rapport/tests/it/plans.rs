@@ -215,6 +215,52 @@ async fn alerts_are_read_and_searched_as_fhir_flags_only_by_those_who_may_and_ne
     .await;
     assert_eq!(r.status, 405, "{}", r.body);
     assert!(r.body.contains("Bundle.entry[0]"), "{}", r.body);
+    // In a batch, the Flag entry alone is refused; the other entry is written.
+    let r = post(
+        "/fhir",
+        json!({"resourceType": "Bundle", "type": "batch", "entry": [
+            {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "Batch check"},
+                "subject": {"reference": format!("Patient/{patient}")}},
+             "request": {"method": "POST", "url": "Observation"}},
+            {"resource": flag.clone(), "request": {"method": "PUT", "url": format!("Flag/{id}")}}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer = json_of(&r.body);
+    assert!(
+        answer["entry"][0]["response"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("201"),
+        "{answer}"
+    );
+    let refused = answer["entry"][1]["response"]["status"].as_str().unwrap();
+    assert!(refused.starts_with('4'), "{answer}");
+    assert!(
+        answer["entry"][1]["response"]["outcome"]
+            .to_string()
+            .contains("care-team alerts"),
+        "{answer}"
+    );
+    // A file that brings a Flag: that entry is named and refused, the rest imported.
+    let report = tokio::task::block_in_place(|| {
+        let unit = rapport_ingest::Unit {
+            name: "flags.json".into(),
+            kind: "file",
+            payload: rapport_ingest::Payload::Value(
+                json!({"resourceType": "Bundle", "type": "collection", "entry": [
+                {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "File check"},
+                    "subject": {"reference": format!("Patient/{patient}")}}},
+                {"resource": {"resourceType": "Flag", "id": "imported-1", "status": "active", "code": {"text": "Fall risk"},
+                    "subject": {"reference": format!("Patient/{patient}")}}}]}),
+            ),
+        };
+        rapport_ingest::apply_unit(app.store.as_ref(), &unit, app.state.clock.now_ms(), false)
+    });
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(report.errors[0].entry, Some(1));
+    assert!(report.errors[0].message.contains("care-team alerts"));
+    assert_eq!(report.outcomes.len(), 1, "the Observation is imported");
     let r = app
         .client
         .delete(app.url(&format!("/fhir/Flag/{id}")))

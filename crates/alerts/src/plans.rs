@@ -133,6 +133,67 @@ pub fn due_activity_tasks(d: &PatientData, c: &Config, now: i64) -> Vec<Value> {
     out
 }
 
+/// Task states in which someone still has to act (task.html#statemachine).
+const OPEN_TASK: [&str; 6] = [
+    "requested",
+    "received",
+    "accepted",
+    "ready",
+    "in-progress",
+    "on-hold",
+];
+
+/// The open tasks made from activities of plans that have ended (revoked, completed, entered in
+/// error) or of activities stopped or cancelled in the plan, as they are to be written: cancelled,
+/// with the reason (Task.statusReason). Nobody is left chasing a task the plan no longer wants.
+pub fn tasks_of_ended_plans(d: &PatientData, now: i64) -> Vec<Value> {
+    let mut out = Vec::new();
+    for task in d.of_type("Task") {
+        if !OPEN_TASK.contains(&text(task, "status")) {
+            continue;
+        }
+        let Some((plan_id, n)) = task
+            .get("identifier")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|i| text(i, "system") == ACTIVITY_SYSTEM)
+            .and_then(|i| i.get("value").and_then(Value::as_str))
+            .and_then(|k| k.strip_prefix("CarePlan/"))
+            .and_then(|k| k.split_once("#activity"))
+            .and_then(|(id, n)| Some((id, n.parse::<usize>().ok()?)))
+        else {
+            continue;
+        };
+        let Some(plan) = d.of_type("CarePlan").iter().find(|p| id_of(p) == plan_id) else {
+            continue;
+        };
+        let plan_status = text(plan, "status");
+        let activity_status = plan
+            .pointer(&format!("/activity/{n}/detail/status"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let why = match (plan_status, activity_status) {
+            ("revoked" | "completed" | "entered-in-error", _) => {
+                format!("The care plan was {plan_status}.")
+            }
+            (_, "cancelled" | "stopped" | "entered-in-error") => {
+                format!("The activity was {activity_status} in the care plan.")
+            }
+            _ => continue,
+        };
+        let mut closed = task.clone();
+        if let Some(o) = closed.as_object_mut() {
+            o.remove("meta");
+        }
+        closed["status"] = json!("cancelled");
+        closed["statusReason"] = json!({"text": why});
+        closed["lastModified"] = json!(rapport_fhir::date::format_instant(now));
+        out.push(closed);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +291,42 @@ mod tests {
         let off = Config::from_toml("[care_plan_tasks]\nenabled = false").unwrap();
         assert!(
             due_activity_tasks(&data(vec![plan(scheduled("2026-12-01"))]), &off, NOW).is_empty()
+        );
+    }
+
+    #[test]
+    fn the_open_tasks_of_a_revoked_plan_or_a_stopped_activity_are_cancelled() {
+        let task = |id: &str, n: usize, status: &str| {
+            json!({"resourceType": "Task", "id": id, "status": status, "intent": "plan",
+                "identifier": [{"system": ACTIVITY_SYSTEM, "value": activity_key("cp1", n)}]})
+        };
+        let mut p = plan(scheduled("2026-12-01"));
+        // Active plan, activity going: nothing to close.
+        let open = data(vec![p.clone(), task("t1", 1, "requested")]);
+        assert!(tasks_of_ended_plans(&open, NOW).is_empty());
+        // The activity stopped in the plan: its open task is cancelled, a done one left alone.
+        p["activity"][1]["detail"]["status"] = json!("stopped");
+        let closed = tasks_of_ended_plans(
+            &data(vec![
+                p.clone(),
+                task("t1", 1, "in-progress"),
+                task("t0", 0, "completed"),
+            ]),
+            NOW,
+        );
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0]["id"], "t1");
+        assert_eq!(closed[0]["status"], "cancelled");
+        assert_eq!(
+            closed[0]["statusReason"]["text"],
+            "The activity was stopped in the care plan."
+        );
+        // The whole plan revoked.
+        p["status"] = json!("revoked");
+        let closed = tasks_of_ended_plans(&data(vec![p, task("t1", 1, "requested")]), NOW);
+        assert_eq!(
+            closed[0]["statusReason"]["text"],
+            "The care plan was revoked."
         );
     }
 

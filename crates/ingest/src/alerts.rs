@@ -26,8 +26,9 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// What the rules say of one patient now: the alerts, as the store keeps them, and the tasks of
-/// care plan activities that have come due (rapport_alerts::plans), still to be written.
+/// What the rules say of one patient now: the alerts, as the store keeps them, and the care
+/// plan tasks still to be written (rapport_alerts::plans): new ones for activities that have come
+/// due, and open ones of plans or activities that ended, cancelled.
 #[derive(Debug, Default)]
 pub struct Findings {
     pub alerts: Vec<AlertCandidate>,
@@ -47,7 +48,8 @@ pub fn findings(
         .filter(|r| !r.deleted)
         .filter_map(|r| serde_json::from_str::<Value>(&r.content).ok());
     let data = PatientData::new(patient_id, resources);
-    let tasks = rapport_alerts::plans::due_activity_tasks(&data, config, now_ms);
+    let mut tasks = rapport_alerts::plans::due_activity_tasks(&data, config, now_ms);
+    tasks.extend(rapport_alerts::plans::tasks_of_ended_plans(&data, now_ms));
     let alerts = rapport_alerts::evaluate(&data, config, now_ms)
         .into_iter()
         .map(|a| AlertCandidate {
@@ -63,8 +65,8 @@ pub fn findings(
     Ok(Findings { alerts, tasks })
 }
 
-/// Write the tasks of a patient's due care plan activities, as the alert rules (audited in the
-/// same transaction, one record for the patient); whether they were written. Each is created only if no Task names its
+/// Write a patient's care plan tasks ([`Findings::tasks`]) as the alert rules, audited in the
+/// same transaction (one record for the patient); whether they were written. Each is created only if no Task names its
 /// activity yet (`ifNoneExist` on the identifier), so a second evaluation makes none.
 fn write_activity_tasks(store: &dyn Store, patient_id: &str, tasks: &[Value], now_ms: i64) -> bool {
     let entries: Vec<Value> = tasks
@@ -74,6 +76,14 @@ fn write_activity_tasks(store: &dyn Store, patient_id: &str, tasks: &[Value], no
                 .pointer("/identifier/0/value")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
+            // A task already stored (closed because its plan ended) is updated in place.
+            if let Some(id) = t.get("id").and_then(Value::as_str) {
+                return serde_json::json!({
+                    "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+                    "resource": t,
+                    "request": {"method": "PUT", "url": format!("Task/{id}")},
+                });
+            }
             serde_json::json!({
                 "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
                 "resource": t,
@@ -98,7 +108,7 @@ fn write_activity_tasks(store: &dyn Store, patient_id: &str, tasks: &[Value], no
         })),
     };
     let audit = AuditRecord {
-        detail: format!("care plan activities made into tasks: {}", tasks.len()),
+        detail: format!("care plan tasks written: {}", tasks.len()),
         ..audit_record(patient_id, &SyncSummary::default(), now_ms)
     };
     let guard = |changes: &[crate::Change<'_>]| -> Vec<Option<String>> {

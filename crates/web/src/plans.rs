@@ -26,6 +26,12 @@ pub(crate) fn routes(book: RouteBook) -> RouteBook {
         RouteAccess::CareWork,
         post(new_plan),
     )
+    .add(
+        "POST",
+        "/patients/{id}/careplans/{plan}",
+        RouteAccess::CareWork,
+        post(end_plan),
+    )
 }
 
 fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -78,6 +84,13 @@ pub(crate) fn care_plans_section(
                         .collect();
                     @if !plan_goals.is_empty() {
                         p { "Goal: " (plan_goals.join("; ")) }
+                    }
+                    @if let (Some(csrf), Some("active" | "on-hold")) = (csrf, text(plan, "/status")) {
+                        form.actions method="post" action={ "/patients/" (patient_id) "/careplans/" (id) } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button name="action" value="complete" { "Plan done" }
+                            button.secondary name="action" value="revoke" { "Stop the plan" }
+                        }
                     }
                     @let activities = plan.get("activity").and_then(Value::as_array);
                     @if activities.is_some_and(|a| !a.is_empty()) {
@@ -297,6 +310,72 @@ async fn new_plan(
         resources,
         format!("care plan by {}", caller.principal.email),
         "a care plan belongs to the patient it was written for",
+    )
+    .await?;
+    state.alert_events.send_modify(|v| *v += 1);
+    Ok(Redirect::to(&format!("/patients/{patient}#careplans")).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct EndPlanForm {
+    #[serde(default)]
+    csrf: String,
+    /// `complete` (the plan did its work) or `revoke` (stopped before that).
+    #[serde(default)]
+    action: String,
+}
+
+/// `POST /patients/{id}/careplans/{plan}`: the plan ends, completed or revoked (careplan.html,
+/// CarePlan.status), with its period ending today; a new version, audited. The evaluator then
+/// cancels the open tasks its activities became (rapport_alerts::plans::tasks_of_ended_plans).
+async fn end_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((patient, plan_id)): Path<(String, String)>,
+    Form(form): Form<EndPlanForm>,
+) -> Result<Response, WebError> {
+    caller.check_csrf(&form.csrf)?;
+    let granted = access::require_care_work(&state, &caller, &patient).await?;
+    let entity = vec![format!("CarePlan/{plan_id}")];
+    let status = match form.action.as_str() {
+        "complete" => "completed",
+        "revoke" => "revoked",
+        _ => {
+            access::record(&state, &caller, &granted, entity).await?;
+            return Err(WebError::BadRequest("Unknown action.".into()));
+        }
+    };
+    let key = rapport_store::ResourceKey::new("CarePlan", plan_id.clone());
+    let stored = state.with_store(move |s| s.read(&key)).await?;
+    let plan = stored
+        .filter(|p| !p.deleted && p.patient_key.as_deref() == Some(patient.as_str()))
+        .and_then(|p| serde_json::from_str::<Value>(&p.content).ok());
+    let Some(mut plan) = plan else {
+        access::record(&state, &caller, &granted, entity).await?;
+        return Err(WebError::NotFound);
+    };
+    if !matches!(text(&plan, "/status"), Some("active" | "on-hold" | "draft")) {
+        access::record(&state, &caller, &granted, entity).await?;
+        return Err(WebError::BadRequest(
+            "The care plan has already ended.".into(),
+        ));
+    }
+    let today = chrono::DateTime::from_timestamp_millis(state.clock.now_ms())
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string();
+    plan["status"] = json!(status);
+    plan["period"]["end"] = json!(today);
+    if let Some(o) = plan.as_object_mut() {
+        o.remove("meta");
+    }
+    crate::console::write_resource(
+        &state,
+        &caller,
+        &granted,
+        plan,
+        format!("care plan {status} by {}", caller.principal.email),
+        "a care plan belongs to its patient",
     )
     .await?;
     state.alert_events.send_modify(|v| *v += 1);

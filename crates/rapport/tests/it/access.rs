@@ -295,6 +295,7 @@ async fn request(
         ("GET", "/today") => session.get("/today").await,
         ("POST", "/patients/{id}/tasks") => session.submit(&format!("/patients/{patient}/tasks"), &[("description", "Call the patient"), ("due", "2030-01-31"), ("priority", "routine"), ("assignee", "coordinator")]).await,
         ("POST", "/patients/{id}/careplans") => session.submit(&format!("/patients/{patient}/careplans"), &[("title", "Matrix plan"), ("goal", "Checked"), ("activity1", "Call the patient"), ("date1", "2030-01-31")]).await,
+        ("POST", "/patients/{id}/careplans/{plan}") => session.submit(&format!("/patients/{patient}/careplans/{target}"), &[("action", "complete")]).await,
         ("POST", "/patients/{id}/tasks/{task}") => session.submit(&format!("/patients/{patient}/tasks/matrix-{patient}"), &[("action", "comment"), ("comment", "Checked.")]).await,
         ("POST", "/alerts/{id}") => {
             let id = tokio::task::block_in_place(|| {
@@ -347,6 +348,27 @@ async fn the_authorisation_matrix_holds_on_every_patient_route_and_each_request_
                 // A resource of the patient for the delete to remove (written before the
                 // count starts), and a fresh id for the create-on-update.
                 let target = uuid::Uuid::new_v4().to_string();
+                if spec.path == "/patients/{id}/careplans/{plan}" {
+                    // An active plan of the patient for the request to end.
+                    tokio::task::block_in_place(|| {
+                        let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+                            "resource": {"resourceType": "CarePlan", "id": target, "status": "active", "intent": "plan",
+                                "title": "Matrix plan", "subject": {"reference": format!("Patient/{patient}")}},
+                            "request": {"method": "PUT", "url": format!("CarePlan/{target}")}}]});
+                        let unit = rapport_ingest::Unit {
+                            name: "plan.json".into(),
+                            kind: "file",
+                            payload: rapport_ingest::Payload::Value(bundle),
+                        };
+                        let report = rapport_ingest::apply_unit(
+                            app.store.as_ref(),
+                            &unit,
+                            app.state.clock.now_ms(),
+                            false,
+                        );
+                        assert!(report.errors.is_empty(), "{:?}", report.errors);
+                    });
+                }
                 if matches!(spec.method, "DELETE" | "PATCH") || spec.path == "/fhir/_history" {
                     tokio::task::block_in_place(|| {
                         let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [{

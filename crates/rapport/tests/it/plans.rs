@@ -452,13 +452,33 @@ async fn a_care_plan_started_on_the_360_page_becomes_tasks_on_its_dates_once() {
     assert!(tasks
         .iter()
         .any(|t| t["description"] == "Eye screening (Diabetes follow-up)"));
+    // Stopping the plan cancels the task still open, saying why.
+    let r = c
+        .submit(
+            &format!("/patients/{patient}/careplans/{plan_id}"),
+            &[("action", "revoke")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    evaluate(now + 10 * DAY);
+    let eye = activity_tasks()
+        .into_iter()
+        .find(|t| t["description"] == "Eye screening (Diabetes follow-up)")
+        .unwrap();
+    assert_eq!(eye["status"], "cancelled", "{eye}");
+    assert_eq!(eye["statusReason"]["text"], "The care plan was revoked.");
+    let page = c.get(&format!("/patients/{patient}")).await.body;
+    assert!(
+        !page.contains("Eye screening (Diabetes follow-up)"),
+        "no open task left, and the plan is no longer listed"
+    );
     // The rules' writes are audited as the rules', naming the patient.
     let trail = app.audit_after(0);
     assert!(trail
         .iter()
         .any(|c| c.record.actor.label == "cli:alert-rules"
             && c.record.patient_id.as_deref() == Some(patient.as_str())
-            && c.record.detail == "care plan activities made into tasks: 1"));
+            && c.record.detail == "care plan tasks written: 1"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

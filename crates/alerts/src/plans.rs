@@ -21,6 +21,20 @@ pub fn activity_key(plan_id: &str, n: usize) -> String {
     format!("CarePlan/{plan_id}#activity{n}")
 }
 
+/// The plan id and activity index a task was made from: the value of its identifier of
+/// [`ACTIVITY_SYSTEM`] (`CarePlan/{id}#activity{n}`), if it has one.
+pub fn activity_of(task: &Value) -> Option<(&str, usize)> {
+    task.get("identifier")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|i| text(i, "system") == ACTIVITY_SYSTEM)?
+        .get("value")
+        .and_then(Value::as_str)?
+        .strip_prefix("CarePlan/")?
+        .split_once("#activity")
+        .and_then(|(id, n)| Some((id, n.parse().ok()?)))
+}
+
 /// Whether a Task for this activity exists already (in any status).
 pub(crate) fn has_task(d: &PatientData, key: &str) -> bool {
     d.of_type("Task").iter().any(|t| {
@@ -152,17 +166,7 @@ pub fn tasks_of_ended_plans(d: &PatientData, now: i64) -> Vec<Value> {
         if !OPEN_TASK.contains(&text(task, "status")) {
             continue;
         }
-        let Some((plan_id, n)) = task
-            .get("identifier")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|i| text(i, "system") == ACTIVITY_SYSTEM)
-            .and_then(|i| i.get("value").and_then(Value::as_str))
-            .and_then(|k| k.strip_prefix("CarePlan/"))
-            .and_then(|k| k.split_once("#activity"))
-            .and_then(|(id, n)| Some((id, n.parse::<usize>().ok()?)))
-        else {
+        let Some((plan_id, n)) = activity_of(task) else {
             continue;
         };
         let Some(plan) = d.of_type("CarePlan").iter().find(|p| id_of(p) == plan_id) else {

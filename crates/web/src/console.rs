@@ -303,18 +303,8 @@ async fn patient_page(
     let activity_tasks: std::collections::HashSet<String> = items
         .iter()
         .filter(|i| i.stored.key.resource_type == "Task")
-        .flat_map(|i| {
-            i.resource
-                .get("identifier")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|id| {
-                    id.get("system").and_then(Value::as_str)
-                        == Some(rapport_alerts::plans::ACTIVITY_SYSTEM)
-                })
-                .filter_map(|id| id.get("value").and_then(Value::as_str).map(str::to_owned))
-        })
+        .filter_map(|i| rapport_alerts::plans::activity_of(&i.resource))
+        .map(|(plan, n)| rapport_alerts::plans::activity_key(plan, n))
         .collect();
     // The whole compartment was read: one audit record names it (`Patient/id/*`).
     access::record(&state, &caller, &granted, vec![format!("Patient/{id}/*")]).await?;

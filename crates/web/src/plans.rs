@@ -303,16 +303,15 @@ async fn new_plan(
         plan["goal"] = json!([{"reference": format!("Goal/{goal_id}")}]);
     }
     resources.push(plan);
-    crate::console::write_resources(
+    crate::today::write_team_work(
         &state,
         &caller,
         &granted,
         resources,
-        format!("care plan by {}", caller.principal.email),
+        "care plan",
         "a care plan belongs to the patient it was written for",
     )
     .await?;
-    state.alert_events.send_modify(|v| *v += 1);
     Ok(Redirect::to(&format!("/patients/{patient}#careplans")).into_response())
 }
 
@@ -369,16 +368,15 @@ async fn end_plan(
     if let Some(o) = plan.as_object_mut() {
         o.remove("meta");
     }
-    crate::console::write_resource(
+    crate::today::write_team_work(
         &state,
         &caller,
         &granted,
-        plan,
-        format!("care plan {status} by {}", caller.principal.email),
+        vec![plan],
+        &format!("care plan {status}"),
         "a care plan belongs to its patient",
     )
     .await?;
-    state.alert_events.send_modify(|v| *v += 1);
     Ok(Redirect::to(&format!("/patients/{patient}#careplans")).into_response())
 }
 

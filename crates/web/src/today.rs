@@ -276,22 +276,10 @@ async fn activity_plan(
     task: &Value,
     patient: &str,
 ) -> Result<Option<(Value, usize)>, WebError> {
-    let key = task
-        .get("identifier")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|i| {
-            i.get("system").and_then(Value::as_str) == Some(rapport_alerts::plans::ACTIVITY_SYSTEM)
-        })
-        .and_then(|i| i.get("value").and_then(Value::as_str));
-    let Some((plan_id, n)) = key
-        .and_then(|k| k.strip_prefix("CarePlan/"))
-        .and_then(|k| k.split_once("#activity"))
-        .and_then(|(id, n)| Some((id.to_owned(), n.parse::<usize>().ok()?)))
-    else {
+    let Some((plan_id, n)) = rapport_alerts::plans::activity_of(task) else {
         return Ok(None);
     };
+    let plan_id = plan_id.to_owned();
     let stored = state
         .with_store(move |s| s.read(&ResourceKey::new("CarePlan", plan_id)))
         .await?;
@@ -307,6 +295,29 @@ async fn activity_plan(
             )
         })
         .map(|p| (p, n)))
+}
+
+/// Write the care team's work on a patient (tasks, care plans) through the console's audited
+/// write, and tell open Today pages to refresh (tasks are listed there).
+pub(crate) async fn write_team_work(
+    state: &AppState,
+    caller: &Caller,
+    granted: &access::Granted,
+    resources: Vec<Value>,
+    what: &str,
+    foreign: &'static str,
+) -> Result<Vec<String>, WebError> {
+    let ids = crate::console::write_resources(
+        state,
+        caller,
+        granted,
+        resources,
+        format!("{what} by {}", caller.principal.email),
+        foreign,
+    )
+    .await?;
+    state.alert_events.send_modify(|v| *v += 1);
+    Ok(ids)
 }
 
 /// `/today` with the page's filters, for the forms to come back to.
@@ -1067,17 +1078,15 @@ pub(crate) async fn new_task(
                 json!([{"coding": [{"system": "urn:rapport:role", "code": code}], "text": name}]);
         }
     }
-    crate::console::write_resource(
+    write_team_work(
         &state,
         &caller,
         &granted,
-        task,
-        format!("task by {}", caller.principal.email),
+        vec![task],
+        "task",
         "a task belongs to the patient it was written for",
     )
     .await?;
-    // Open Today pages refresh their lists (tasks are on them too).
-    state.alert_events.send_modify(|v| *v += 1);
     Ok(Redirect::to(&format!("/patients/{patient}#alerts")).into_response())
 }
 
@@ -1179,16 +1188,15 @@ pub(crate) async fn task_action(
         resources.push(plan);
     }
     resources.insert(0, task);
-    crate::console::write_resources(
+    write_team_work(
         &state,
         &caller,
         &granted,
         resources,
-        format!("task update by {}", caller.principal.email),
+        "task update",
         "a task belongs to its patient",
     )
     .await?;
-    state.alert_events.send_modify(|v| *v += 1);
     // The overdue-task alert, if any, resolves once the evaluator sees the new version.
     if is_today_url(&form.back) {
         return Ok(Redirect::to(&form.back).into_response());

@@ -302,3 +302,20 @@ pub async fn spawn_app_with(settings: rapport_web::Settings) -> TestApp {
     tokio::task::block_in_place(|| setup(&app));
     app
 }
+
+/// A fixture patient who is alive (the rules raise nothing for the deceased).
+pub fn living_patient(app: &TestApp) -> String {
+    tokio::task::block_in_place(|| {
+        app.patient_ids()
+            .into_iter()
+            .find(|id| {
+                let p = app
+                    .store
+                    .read(&rapport_store::ResourceKey::new("Patient", id.clone()))
+                    .unwrap()
+                    .unwrap();
+                !p.content.contains("deceased")
+            })
+            .unwrap()
+    })
+}

@@ -1,29 +1,12 @@
 //! Alerts through the FHIR API (as Flags), care plans whose activities become tasks on their
 //! dates, and open tasks on the Today page: end to end on the real app, on either backend.
 
-use rapport_store::{Durability, ResourceKey};
+use rapport_store::Durability;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{living_patient, spawn_app, TestApp};
 
 const DAY: i64 = 86_400_000;
-
-/// A fixture patient who is alive (the rules raise nothing for the deceased).
-fn living_patient(app: &TestApp) -> String {
-    tokio::task::block_in_place(|| {
-        app.patient_ids()
-            .into_iter()
-            .find(|id| {
-                let p = app
-                    .store
-                    .read(&ResourceKey::new("Patient", id.clone()))
-                    .unwrap()
-                    .unwrap();
-                !p.content.contains("deceased")
-            })
-            .unwrap()
-    })
-}
 
 /// Write a critical potassium result for `patient` (as a feed would) and evaluate the marked
 /// patients.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rapport_fhir::query::{Clause, Query};
 
-use crate::helpers::{spawn_app, Session, TestApp};
+use crate::helpers::{living_patient, spawn_app, Session, TestApp};
 
 const DAY: i64 = 86_400_000;
 
@@ -246,19 +246,7 @@ async fn an_alert_becomes_a_task_and_the_360_page_shows_both() {
     let now = app.state.clock.now_ms();
     // A critical potassium for a fixture patient, written through the FHIR API's importer path.
     // A living patient (the rules raise nothing for the deceased).
-    let patient = tokio::task::block_in_place(|| {
-        app.patient_ids()
-            .into_iter()
-            .find(|id| {
-                let p = app
-                    .store
-                    .read(&rapport_store::ResourceKey::new("Patient", id.clone()))
-                    .unwrap()
-                    .unwrap();
-                !p.content.contains("deceased")
-            })
-            .unwrap()
-    });
+    let patient = living_patient(&app);
     let obs = serde_json::json!({
         "resourceType": "Bundle", "type": "transaction", "entry": [{
             "resource": {
@@ -319,19 +307,7 @@ async fn an_alert_becomes_a_task_and_the_360_page_shows_both() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_task_past_its_due_date_is_on_today_until_it_is_done() {
     let app = spawn_app().await;
-    let patient = tokio::task::block_in_place(|| {
-        app.patient_ids()
-            .into_iter()
-            .find(|id| {
-                let p = app
-                    .store
-                    .read(&rapport_store::ResourceKey::new("Patient", id.clone()))
-                    .unwrap()
-                    .unwrap();
-                !p.content.contains("deceased")
-            })
-            .unwrap()
-    });
+    let patient = living_patient(&app);
     let c = app.login("coordinator@test.example").await;
     let now = app.state.clock.now_ms();
     let yesterday = chrono::DateTime::from_timestamp_millis(now - DAY)

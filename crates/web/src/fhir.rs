@@ -1208,7 +1208,7 @@ async fn everything(
                 .is_none_or(|t| t.iter().any(|t| t == flag::TYPE))
                 && since.is_none_or(|s| a.updated_ms >= s)
         })
-        .map(flag::flag_of)
+        .map(|a| flag::flag_for(a, &caller.principal))
         .collect();
     // The Patient first, then the rest by type and id, so the answer is stable.
     let mut resources = resources;

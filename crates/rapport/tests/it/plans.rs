@@ -550,6 +550,15 @@ async fn alerts_tasks_and_plans_are_the_care_teams_to_work_and_closed_alerts_sta
     assert!(r.body.contains("reopen it first"), "{}", r.body);
     let flag = json_of(&c.get(&format!("/fhir/Flag/{id}")).await.body);
     assert_eq!(flag["status"], "inactive");
+    assert!(
+        flag.to_string().contains("Repeated, normal"),
+        "staff see why"
+    );
+    // The patient sees their Flag, dismissed, but not the team's reason.
+    let own = me.get(&format!("/fhir/Flag/{id}")).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert_eq!(json_of(&own.body)["status"], "inactive");
+    assert!(!own.body.contains("Repeated, normal"), "{}", own.body);
     let r = c
         .submit(
             &format!("/alerts/{id}"),

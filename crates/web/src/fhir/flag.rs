@@ -62,6 +62,19 @@ pub(super) fn capability() -> Value {
     })
 }
 
+/// An alert as a FHIR R4 Flag, as `reader` may see it: the reason a person gave for dismissing
+/// it is the care team's note, shown to care staff only (a patient reading their own Flags, or a
+/// caregiver, sees that it was dismissed, not why).
+pub(crate) fn flag_for(a: &StoredAlert, reader: &rapport_access::policy::Principal) -> Value {
+    let mut flag = flag_of(a);
+    if !reader.roles.iter().any(|r| r.is_care_staff()) {
+        if let Some(ext) = flag["extension"].as_array_mut() {
+            ext.retain(|e| e["url"] != EXT_REASON);
+        }
+    }
+    flag
+}
+
 /// An alert as a FHIR R4 Flag.
 pub(crate) fn flag_of(a: &StoredAlert) -> Value {
     let c = &a.candidate;
@@ -167,7 +180,7 @@ pub(super) async fn read(
                 super::http_date(alert.updated_ms).to_owned(),
             ),
         ],
-        flag_of(&alert).to_string(),
+        flag_for(&alert, &caller.principal).to_string(),
     )
         .into_response())
 }
@@ -404,7 +417,7 @@ pub(super) async fn search(
         .map(|a| {
             json!({
                 "fullUrl": format!("{base}/Flag/{}", a.alert_id),
-                "resource": flag_of(a),
+                "resource": flag_for(a, &caller.principal),
                 "search": {"mode": "match"},
             })
         })

@@ -4,39 +4,9 @@
 use rapport_store::Durability;
 use serde_json::{json, Value};
 
-use crate::helpers::{living_patient, spawn_app, TestApp};
+use crate::helpers::{critical_potassium, living_patient, spawn_app, TestApp};
 
 const DAY: i64 = 86_400_000;
-
-/// Write a critical potassium result for `patient` (as a feed would) and evaluate the marked
-/// patients.
-fn critical_potassium(app: &TestApp, patient: &str) {
-    let now = app.state.clock.now_ms();
-    let bundle = json!({
-        "resourceType": "Bundle", "type": "transaction", "entry": [{
-            "resource": {
-                "resourceType": "Observation", "status": "final",
-                "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}], "text": "Potassium"},
-                "subject": {"reference": format!("Patient/{patient}")},
-                "issued": chrono::DateTime::from_timestamp_millis(now - 3_600_000).unwrap().to_rfc3339(),
-                "valueQuantity": {"value": 6.9, "unit": "mmol/L"},
-                "interpretation": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "HH"}]}],
-            },
-            "request": {"method": "POST", "url": "Observation"},
-        }]
-    });
-    tokio::task::block_in_place(|| {
-        let unit = rapport_ingest::Unit {
-            name: "lab".into(),
-            kind: "file",
-            payload: rapport_ingest::Payload::Value(bundle),
-        };
-        let report = rapport_ingest::apply_unit(app.store.as_ref(), &unit, now, false);
-        assert!(report.errors.is_empty(), "{:?}", report.errors);
-        let rules = rapport_alerts::Config::default();
-        rapport_ingest::alerts::drain(app.store.as_ref(), &rules, &rapport::now_ms).unwrap();
-    });
-}
 
 fn token(app: &TestApp, email: &str) -> String {
     tokio::task::block_in_place(|| {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rapport_fhir::query::{Clause, Query};
 
-use crate::helpers::{living_patient, spawn_app, Session, TestApp};
+use crate::helpers::{critical_potassium, living_patient, spawn_app, Session, TestApp};
 
 const DAY: i64 = 86_400_000;
 
@@ -243,32 +243,10 @@ async fn feed_messages_raise_and_clear_alerts_on_the_coordinators_today_page() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_alert_becomes_a_task_and_the_360_page_shows_both() {
     let app = spawn_app().await;
-    let now = app.state.clock.now_ms();
     // A critical potassium for a fixture patient, written through the FHIR API's importer path.
     // A living patient (the rules raise nothing for the deceased).
     let patient = living_patient(&app);
-    let obs = serde_json::json!({
-        "resourceType": "Bundle", "type": "transaction", "entry": [{
-            "resource": {
-                "resourceType": "Observation", "status": "final",
-                "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}], "text": "Potassium"},
-                "subject": {"reference": format!("Patient/{patient}")},
-                "issued": chrono::DateTime::from_timestamp_millis(now - 3_600_000).unwrap().to_rfc3339(),
-                "valueQuantity": {"value": 6.9, "unit": "mmol/L"},
-                "interpretation": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "HH"}]}],
-            },
-            "request": {"method": "POST", "url": "Observation"},
-        }]
-    });
-    tokio::task::block_in_place(|| {
-        let unit = rapport_ingest::Unit {
-            name: "lab".into(),
-            kind: "file",
-            payload: rapport_ingest::Payload::Value(obs),
-        };
-        let report = rapport_ingest::apply_unit(app.store.as_ref(), &unit, now, false);
-        assert!(report.errors.is_empty(), "{:?}", report.errors);
-    });
+    critical_potassium(&app, &patient);
     let c = app.login("coordinator@test.example").await;
     let page = today_when(&c, |p| p.contains("Potassium 6.9 mmol/L (flagged HH)")).await;
     assert!(page.contains("Critical result"), "{page}");

@@ -13,7 +13,6 @@
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rapport_access::policy::{Action, Decision};
 use rapport_store::alerts::{status, StoredAlert};
 use serde_json::{json, Value};
 
@@ -374,29 +373,18 @@ pub(super) async fn search(
     let page: Vec<&StoredAlert> = matches.iter().skip(offset).take(count).collect();
     let more = count > 0 && offset + page.len() < total;
 
-    let record = {
-        let mut r = rapport_auth::access_record(
-            &caller.principal,
-            &caller.source,
-            Decision::Allow(rapport_access::policy::Basis::CareTeam),
-            Action::List,
-            None,
-            page.iter()
-                .map(|a| format!("Flag/{}", a.alert_id))
-                .collect(),
-            now,
-        );
-        r.basis = "readable-results".into();
-        let names: Vec<&str> = kept
-            .iter()
-            .map(|p| p.split('=').next().unwrap_or(""))
-            .collect();
-        r.detail = format!("search Flag by {}: {total} results", names.join(", "));
-        r
-    };
-    state
-        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
-        .await?;
+    super::search::record_search(
+        &state,
+        &caller,
+        TYPE,
+        page.iter()
+            .map(|a| format!("Flag/{}", a.alert_id))
+            .collect(),
+        &kept,
+        total,
+        now,
+    )
+    .await?;
 
     let base = fhir_base(&state, headers);
     let link = |offset: usize| {

@@ -840,33 +840,19 @@ pub(super) async fn run(
             .map_err(|e| Outcome::new(StatusCode::BAD_REQUEST, "too-costly", e))?
     };
 
-    let record = {
-        let mut r = rapport_auth::access_record(
-            &caller.principal,
-            &caller.source,
-            Decision::Allow(rapport_access::policy::Basis::CareTeam),
-            Action::List,
-            None,
-            page.iter()
-                .chain(&included)
-                .map(|p| format!("{}/{}", p.key.resource_type, p.key.id))
-                .collect(),
-            now,
-        );
-        r.basis = "readable-results".into();
-        // The parameters' names only: their values (names, birth dates) are patient data,
-        // which admins reading the trail may not see.
-        let names: Vec<&str> = kept
-            .iter()
-            .map(|p| p.split('=').next().unwrap_or(""))
-            .filter(|n| n.chars().all(|c| c.is_ascii_graphic()))
-            .collect();
-        r.detail = format!("search {ty} by {}: {total} results", names.join(", "));
-        r
-    };
-    state
-        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
-        .await?;
+    record_search(
+        &state,
+        &caller,
+        &ty,
+        page.iter()
+            .chain(&included)
+            .map(|p| format!("{}/{}", p.key.resource_type, p.key.id))
+            .collect(),
+        &kept,
+        total,
+        now,
+    )
+    .await?;
 
     let base = fhir_base(&state, &headers);
     let link = |offset: usize, after: Option<&str>| {
@@ -946,6 +932,41 @@ pub(super) async fn run(
     }
     body.push_str("]}");
     Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body).into_response())
+}
+
+/// The audit record of a search, committed before the answer: what was shown (the readable
+/// results only) and the parameters' names, never their values (names, birth dates are patient
+/// data, which admins reading the trail may not see).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn record_search(
+    state: &AppState,
+    caller: &Caller,
+    ty: &str,
+    shown: Vec<String>,
+    kept: &[String],
+    total: usize,
+    now: i64,
+) -> Result<(), Outcome> {
+    let mut record = rapport_auth::access_record(
+        &caller.principal,
+        &caller.source,
+        Decision::Allow(rapport_access::policy::Basis::CareTeam),
+        Action::List,
+        None,
+        shown,
+        now,
+    );
+    record.basis = "readable-results".into();
+    let names: Vec<&str> = kept
+        .iter()
+        .map(|p| p.split('=').next().unwrap_or(""))
+        .filter(|n| n.chars().all(|c| c.is_ascii_graphic()))
+        .collect();
+    record.detail = format!("search {ty} by {}: {total} results", names.join(", "));
+    state
+        .with_auth(move |s| rapport_auth::record_access(s, &record, None).map(|_| ()))
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]
